@@ -1,0 +1,64 @@
+# embdeck: `make deck` (the deck on the demo set, or IMAGES=DIR) and `make test`; both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := deck
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EMBDECK := $(VENV)/bin/embdeck
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBIAN_PACKAGES := dataset-fashion-mnist
+IMAGES ?=
+ARGS ?=
+NPX := npx --no-install
+
+.PHONY: deck test install install-system slides run status bench clean distclean
+
+## Install --------------------------------------------------------------------------------------------------
+install: install-system $(VENV)/.installed node_modules/.installed
+
+# Debian packages (the demo data); a no-op when they are already there.
+install-system:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json .npmrc
+	npm ci --no-fund --no-audit --loglevel=error
+	touch $@
+
+## Use ------------------------------------------------------------------------------------------------------
+deck: install
+	$(EMBDECK) deck $(if $(IMAGES),--images "$(IMAGES)") $(ARGS)
+	@$(MAKE) --no-print-directory slides/dist/index.html
+	@echo "built deck: slides/dist/index.html  (present it: make slides)"
+
+slides/dist/index.html: slides/slides.md $(wildcard slides/public/figures/*)
+	JITI_FS_CACHE=false $(NPX) slidev build slides/slides.md --out dist >/dev/null
+	@touch $@
+
+slides: node_modules/.installed
+	$(NPX) slidev slides/slides.md
+
+run: install
+	$(EMBDECK) run $(if $(IMAGES),--images "$(IMAGES)") $(ARGS)
+
+status: $(VENV)/.installed
+	$(EMBDECK) status $(if $(IMAGES),--images "$(IMAGES)") $(ARGS)
+
+test: install
+	$(PY) -m pytest $(ARGS)
+
+clean:
+	rm -rf out slides/dist slides/public/figures slides/slides.md
+
+distclean: clean
+	rm -rf $(VENV) node_modules data/demo

@@ -1,0 +1,145 @@
+"""The ``embdeck`` command: run the pipeline, show what is stale, render the deck and report."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .config import Config, ConfigError, load_config
+
+log = logging.getLogger("embdeck")
+
+
+class UserError(click.ClickException):
+    """Printed as one line, no traceback; exit status 2."""
+
+    exit_code = 2
+
+
+def common_options(func):
+    @click.option("--images", type=click.Path(file_okay=False), help="Image folder (default: the demo set).")
+    @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config file.")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+    @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: out).")
+    @functools.wraps(func)
+    def wrapper(images, config_file, overrides, out, **kwargs):
+        with user_errors():
+            cfg = load_config(config_file, overrides)
+            if images:
+                cfg.images = images
+            if out:
+                cfg.out = out
+            check_paths(cfg)
+            return func(cfg, **kwargs)
+
+    return wrapper
+
+
+class user_errors:
+    """Turn the pipeline's user-facing errors into one-line messages."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        from .demo import DemoDataError
+        from .runner import StageError
+
+        if exc is not None and isinstance(exc, (ConfigError, StageError, DemoDataError)):
+            raise UserError(str(exc)) from None
+        return False
+
+
+def check_paths(cfg: Config) -> None:
+    out = Path(cfg.out).expanduser().resolve()
+    if cfg.images:
+        images = Path(cfg.images).expanduser().resolve()
+        if not images.is_dir():
+            raise ConfigError(f"image folder not found: {images}")
+        if out == images or images in out.parents:
+            raise ConfigError(f"the output folder {out} is inside the image folder {images}; choose --out elsewhere")
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """embdeck: what a vision backbone makes of an image collection, as a deck and a report."""
+    setup_logging(verbose)
+
+
+def run_pipeline(cfg: Config, only: str | None, force: bool) -> dict:
+    from .demo import ensure_demo
+    from .record import build_record, write_record
+    from .runner import Runner
+    from .stages import STAGES
+
+    if not cfg.images:
+        ensure_demo(cfg)
+    runner = Runner(cfg, STAGES)
+    started = time.perf_counter()
+    result = runner.run(only=only, force=force)
+    record = build_record(cfg, result, time.perf_counter() - started)
+    write_record(runner.root / "run.json", record)
+    ran = [name for name, stage in result["stages"].items() if stage["state"] == "ran"]
+    click.echo(f"ran: {', '.join(ran) or 'nothing (all cached)'}; run record: {runner.root / 'run.json'}", err=True)
+    return record
+
+
+@main.command()
+@common_options
+@click.option("--only", help="Run this stage (and whatever stale stage it needs).")
+@click.option("--force", is_flag=True, help="Rerun even when cached (with --only: just that stage).")
+def run(cfg: Config, only: str | None, force: bool) -> None:
+    """Run the stale stages of the pipeline."""
+    run_pipeline(cfg, only, force)
+
+
+@main.command()
+@common_options
+@click.option("--only", help="Run this stage (and whatever stale stage it needs).")
+@click.option("--force", is_flag=True, help="Rerun even when cached.")
+def deck(cfg: Config, only: str | None, force: bool) -> None:
+    """Run what is stale, then render the Slidev deck and the HTML report."""
+    from report.render import render_all
+
+    record = run_pipeline(cfg, only, force)
+    written = render_all(cfg, record)
+    for what, path in written.items():
+        click.echo(f"{what}: {path}")
+
+
+@main.command()
+@common_options
+def status(cfg: Config) -> None:
+    """Say which stages are up to date and why the others are stale."""
+    from .runner import Runner
+    from .stages import STAGES
+
+    for plan in Runner(cfg, STAGES).plan():
+        if plan.reasons:
+            click.echo(f"{plan.stage.name:8s} stale: {'; '.join(plan.reasons)}")
+        else:
+            click.echo(f"{plan.stage.name:8s} up to date ({plan.key[:12]})")
+
+
+@main.command()
+@common_options
+def demo(cfg: Config) -> None:
+    """Write the demo image set (once)."""
+    from .demo import ensure_demo
+
+    click.echo(str(ensure_demo(cfg)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The feature extractor: timm preprocessing, batched forward passes, and the three kinds of features.
+
+Kept apart from the ``extract`` stage so that planning a run (``embdeck status``, a warm rerun) never pays
+for importing torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import images
+from .config import Config
+from .runner import StageError
+
+log = logging.getLogger("embdeck")
+
+CV2_INTERPOLATION = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST,
+                     "area": cv2.INTER_AREA, "lanczos": cv2.INTER_LANCZOS4}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a decoded RGB image becomes the network's input, from timm's data config."""
+
+    input_size: int
+    crop_pct: float
+    interpolation: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    mode: str = "timm"  # timm | thumbnail
+    thumbnail_size: int = 32
+
+    def resize(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 HxWx3 -> uint8 at the size the batch is assembled at (input size, or the thumbnail)."""
+        if self.mode == "thumbnail":
+            return cv2.resize(rgb, (self.thumbnail_size, self.thumbnail_size), interpolation=cv2.INTER_AREA)
+        return resize_center_crop(rgb, self.input_size, self.crop_pct, self.interpolation)
+
+    def to_tensor(self, batch: np.ndarray, device: torch.device) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> normalised (B, 3, S, S) float on the device; the upsampling happens there."""
+        x = torch.from_numpy(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        if x.shape[-1] != self.input_size:
+            x = torch.nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                                                align_corners=False)
+        mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+
+def resize_center_crop(rgb: np.ndarray, size: int, crop_pct: float, interpolation: str) -> np.ndarray:
+    """timm's eval transform: shorter side to size / crop_pct, then the centre size x size crop."""
+    scale_size = int(np.floor(size / crop_pct))
+    height, width = rgb.shape[:2]
+    if height <= width:
+        new_h, new_w = scale_size, max(scale_size, round(width * scale_size / height))
+    else:
+        new_h, new_w = max(scale_size, round(height * scale_size / width)), scale_size
+    flag = CV2_INTERPOLATION.get(interpolation, cv2.INTER_CUBIC)
+    if new_h < height and new_w < width and flag == cv2.INTER_CUBIC:
+        flag = cv2.INTER_AREA  # shrinking: area averaging avoids aliasing that bicubic keeps
+    resized = cv2.resize(rgb, (new_w, new_h), interpolation=flag)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return np.ascontiguousarray(resized[top:top + size, left:left + size])
+
+
+def preprocess_for(model: torch.nn.Module, cfg: Config) -> Preprocess:
+    import timm.data
+
+    data = timm.data.resolve_model_data_config(model)
+    size = cfg.backbone.input_size or int(data["input_size"][-1])
+    return Preprocess(size, float(data.get("crop_pct") or 1.0), str(data.get("interpolation", "bicubic")),
+                      tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"]),
+                      cfg.backbone.preprocess, cfg.backbone.thumbnail_size)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise StageError("extract.device=cuda but no CUDA device is available; use extract.device=auto")
+    return torch.device(name)
+
+
+def pick_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
+
+
+def split_features(model: torch.nn.Module, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(global, mean of patch tokens, spatial tokens (B, h, w, D)) from ``forward_features``' output."""
+    pooled = model.forward_head(feats, pre_logits=True)
+    if feats.ndim == 4:  # CNN: (B, C, H, W)
+        spatial = feats.permute(0, 2, 3, 1)
+    else:  # ViT: (B, prefix + h*w, D)
+        patches = feats[:, getattr(model, "num_prefix_tokens", 1):]
+        side = int(round(patches.shape[1] ** 0.5))
+        if side * side != patches.shape[1]:
+            raise ValueError(f"cannot lay {patches.shape[1]} patch tokens out on a square grid")
+        spatial = patches.reshape(patches.shape[0], side, side, patches.shape[2])
+    return pooled, spatial.mean(dim=(1, 2)), spatial
+
+
+def prefetched_batches(paths: list[Path], load: Callable[[Path], np.ndarray], batch_size: int,
+                       workers: int) -> Iterator[np.ndarray]:
+    """Decode batches in worker threads, one batch ahead of the model, in input order, memory bounded."""
+    chunks = iter([paths[i:i + batch_size] for i in range(0, len(paths), batch_size)])
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append([pool.submit(load, p) for p in chunk])
+            if len(pending) == 2:
+                break
+        while pending:
+            futures = pending.popleft()
+            next_chunk = next(chunks, None)
+            if next_chunk is not None:
+                pending.append([pool.submit(load, p) for p in next_chunk])
+            yield np.stack([f.result() for f in futures])
+
+
+class Extractor:
+    """A built backbone plus its preprocessing, ready to turn image files into features."""
+
+    def __init__(self, model: torch.nn.Module, prep: Preprocess, device: torch.device, dtype: torch.dtype,
+                 max_pixels: int):
+        self.model, self.prep, self.device, self.dtype, self.max_pixels = model.to(device), prep, device, dtype, max_pixels
+
+    def load(self, path: Path) -> np.ndarray:
+        return self.prep.resize(images.read_rgb(path, self.max_pixels))
+
+    @torch.inference_mode()
+    def features(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.prep.to_tensor(batch, self.device)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            feats = self.model.forward_features(x)
+            pooled, patch_mean, spatial = split_features(self.model, feats)
+        return pooled.float().cpu(), patch_mean.float().cpu(), spatial.float().cpu()
+
+    def run(self, paths: list[Path], batch_size: int, workers: int, keep_spatial: bool = False, desc: str = "extract"):
+        pooled, means, spatial = [], [], []
+        bar = tqdm(total=len(paths), desc=desc, unit="img", disable=None)
+        for batch in prefetched_batches(paths, self.load, batch_size, workers):
+            g, m, s = self.features(batch)
+            pooled.append(g.numpy())
+            means.append(m.numpy())
+            if keep_spatial:
+                spatial.append(s.numpy())
+            bar.update(len(batch))
+        bar.close()
+        stack = (lambda parts: np.concatenate(parts).astype(np.float32))
+        return stack(pooled), stack(means), (stack(spatial) if keep_spatial else None)

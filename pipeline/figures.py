@@ -1,0 +1,61 @@
+"""Shared figure style: every figure is written at a size that reads well on a 1280x720 slide."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DPI = 150
+plt.rcParams.update({
+    "figure.dpi": DPI, "savefig.dpi": DPI, "font.size": 10, "axes.spines.top": False,
+    "axes.spines.right": False, "axes.titleweight": "bold", "svg.hashsalt": "embdeck",
+})
+
+
+def save(fig, path: Path) -> None:
+    # Fixed metadata so the same numbers give byte-identical files.
+    fig.savefig(path, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def scatter_by_label(coords: np.ndarray, labels: list[str], title: str, path: Path, xlabel: str = "",
+                     ylabel: str = "") -> None:
+    """A 2-D map coloured by label (one colour per class, legend outside), or plain when unlabelled."""
+    fig, ax = plt.subplots(figsize=(8, 5.6))
+    size = max(2.0, min(14.0, 12000.0 / max(len(coords), 1)))
+    names = sorted(set(labels))
+    if len(names) > 1 and len(names) <= 20:
+        cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+        for i, name in enumerate(names):
+            mask = np.array([label == name for label in labels])
+            ax.scatter(coords[mask, 0], coords[mask, 1], s=size, color=cmap(i), label=name, alpha=0.8,
+                       linewidths=0)
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, markerscale=max(1.0, 8 / size))
+    else:
+        ax.scatter(coords[:, 0], coords[:, 1], s=size, color="#3b6ea5", alpha=0.8, linewidths=0)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    save(fig, path)
+
+
+def line_plot(x, series: dict[str, np.ndarray], title: str, path: Path, xlabel: str, ylabel: str,
+              marks: dict[str, float] | None = None) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, values in series.items():
+        ax.plot(x, values, label=name, linewidth=2)
+    for name, value in (marks or {}).items():
+        ax.axvline(value, color="#999", linestyle="--", linewidth=1)
+        ax.annotate(name, (value, ax.get_ylim()[0]), xytext=(4, 6), textcoords="offset points", color="#555")
+    if len(series) > 1:
+        ax.legend(frameon=False)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    save(fig, path)

@@ -1,0 +1,140 @@
+"""Stage ``ingest``: find the images in a folder, check each one decodes, and write the manifest.
+
+Inputs: the image folder (``images``). Params: ``ingest``. Outputs: ``manifest.json`` (one record per
+usable image: relative path, sha256, bytes, width, height, label) and ``skipped.json`` (path and reason for
+each file that could not be used). The label is the first-level subfolder, when there is one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .config import Config, hash_json
+from .runner import Stage, StageContext, StageError
+
+
+def image_root(cfg: Config) -> Path:
+    """The folder to analyse: the user's, or the demo set's data-set folder."""
+    if cfg.images:
+        return Path(cfg.images).expanduser().resolve()
+    from .demo import dataset_folder
+
+    return dataset_folder(cfg).resolve()
+
+
+def discover(root: Path, extensions: tuple[str, ...]) -> tuple[list[Path], list[dict]]:
+    """Image files under ``root`` (sorted, hidden entries skipped), and files passed over with a reason."""
+    if not root.is_dir():
+        raise StageError(f"image folder not found: {root}")
+    wanted = {ext.lower() for ext in extensions}
+    found, passed_over = [], []
+    for folder, subfolders, files in os.walk(root, followlinks=False):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(folder) / name
+            if path.suffix.lower() in wanted:
+                found.append(path)
+            else:
+                passed_over.append({"path": relative(path, root), "reason": "not an image file extension"})
+    return sorted(found, key=lambda p: relative(p, root)), passed_over
+
+
+def relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def label_of(rel_path: str) -> str:
+    parts = rel_path.split("/")
+    return parts[0] if len(parts) > 1 else ""
+
+
+def folder_listing(cfg: Config) -> dict:
+    """Cheap fingerprint of the input (paths, sizes, mtimes) so an unchanged folder is not re-read."""
+    root = image_root(cfg)
+    paths, _ = discover(root, cfg.ingest.extensions)
+    rows = []
+    for path in paths:
+        try:
+            stat = path.stat()
+            rows.append((relative(path, root), stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            rows.append((relative(path, root), -1, -1))
+    return {"folder": str(root), "files": len(rows), "listing": hash_json(rows)}
+
+
+def inspect_file(path: Path, root: Path, max_pixels: int) -> dict:
+    from . import images
+
+    rel = relative(path, root)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return {"path": rel, "reason": f"unreadable: {exc.strerror or exc}"}
+    try:
+        rgb = images.decode_rgb(data, max_pixels)
+    except images.ImageReadError as exc:
+        return {"path": rel, "reason": str(exc)}
+    height, width = rgb.shape[:2]
+    return {
+        "path": rel,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "width": int(width),
+        "height": int(height),
+        "label": label_of(rel),
+    }
+
+
+def worker_count(requested: int) -> int:
+    return requested if requested > 0 else max(1, os.cpu_count() or 1)
+
+
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.cfg
+    from tqdm import tqdm
+
+    root = image_root(cfg)
+    paths, passed_over = discover(root, cfg.ingest.extensions)
+    with ThreadPoolExecutor(worker_count(cfg.ingest.workers)) as pool:
+        results = list(tqdm(
+            pool.map(lambda p: inspect_file(p, root, cfg.ingest.max_pixels), paths),
+            total=len(paths), desc="ingest", unit="img", disable=None,
+        ))
+    manifest = [r for r in results if "sha256" in r]
+    skipped = [r for r in results if "sha256" not in r]
+    if not manifest:
+        detail = f"; {len(skipped)} file(s) could not be read, e.g. {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ""
+        raise StageError(f"no usable images in {root}{detail}")
+    first_seen: dict[str, str] = {}
+    duplicates = []
+    for record in manifest:
+        original = first_seen.setdefault(record["sha256"], record["path"])
+        if original != record["path"]:
+            duplicates.append({"path": record["path"], "same_as": original})
+    ctx.save_json("manifest.json", manifest)
+    ctx.save_json("skipped.json", skipped + passed_over)
+    labels = sorted({r["label"] for r in manifest})
+    return {
+        "folder": str(root),
+        "images": len(manifest),
+        "skipped": len(skipped),
+        "ignored": len(passed_over),
+        "duplicates": duplicates,
+        "labels": labels if any(labels) else [],
+        "manifest_hash": hash_json([(r["path"], r["sha256"]) for r in manifest]),
+    }
+
+
+STAGE = Stage(
+    name="ingest",
+    run=run,
+    params=("ingest",),
+    outputs=("manifest.json", "skipped.json"),
+    fingerprint=folder_listing,
+    code=("pipeline.images",),
+)

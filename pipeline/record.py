@@ -1,0 +1,47 @@
+"""The run record: everything needed to trust and reproduce a run's numbers."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+
+from . import __version__
+from .config import Config
+from .runner import write_json_atomic
+
+LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "opencv-python-headless", "pillow",
+             "umap-learn", "openTSNE", "faiss-cpu", "matplotlib", "jinja2", "huggingface_hub")
+
+
+def versions() -> dict:
+    found = {"python": platform.python_version(), "embdeck": __version__}
+    for name in LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def build_record(cfg: Config, result: dict, seconds: float) -> dict:
+    summaries = result["summaries"]
+    ingest = summaries.get("ingest", {})
+    extract = summaries.get("extract", {})
+    return {
+        "computed_at": max((stage["finished_at"] for stage in result["stages"].values()), default=""),
+        "run_id": cfg.digest()[:8] + "-" + ingest.get("manifest_hash", "")[:8],
+        "config": cfg.to_dict(),
+        "config_hash": cfg.digest(),
+        "input": {"folder": ingest.get("folder"), "images": ingest.get("images"),
+                  "manifest_hash": ingest.get("manifest_hash")},
+        "backbone": extract.get("backbone"),
+        "versions": versions(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
+        "stages": result["stages"],
+        "summaries": summaries,
+        "pipeline_seconds": round(seconds, 3),
+    }
+
+
+def write_record(path, record: dict) -> None:
+    write_json_atomic(path, record)

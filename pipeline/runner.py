@@ -1,0 +1,326 @@
+"""A small stage runner: cache keys, atomic outputs, a lock file and a status report.
+
+Each stage's key hashes its config sections, its code, what it read from outside (its fingerprint: the
+image folder listing, the backbone weights) and the *output hashes* of its upstream stages. Keying on
+upstream outputs rather than upstream keys means a stage that reruns but produces the same bytes does not
+invalidate what follows (as DVC does).
+
+A finished stage lives in ``<out>/cache/<stage>/<key>/``. It is written to a ``.tmp-*`` sibling first,
+``meta.json`` last, and then renamed into place; a directory without ``meta.json`` or outside its key name is
+never trusted, so a run killed at any point leaves nothing that a later run reuses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .config import Config, diff_params, hash_json
+
+log = logging.getLogger("embdeck")
+
+LOCK_NAME = "embdeck.lock.json"
+
+
+class StageError(RuntimeError):
+    """A stage could not run for a reason the user can act on; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline, declared: what it reads, which settings, what it writes."""
+
+    name: str
+    run: Callable[["StageContext"], dict]
+    deps: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    fingerprint: Callable[[Config], dict] | None = None
+    code: tuple[str, ...] = ()  # other modules (dotted names) whose source shapes this stage's numbers
+
+
+@dataclass
+class StageContext:
+    """What a stage function gets: config, its fresh output folder and its upstream results."""
+
+    cfg: Config
+    out_dir: Path
+    upstream: dict[str, Path]
+    summaries: dict[str, dict]
+    fingerprint: dict = field(default_factory=dict)
+
+    def path(self, stage: str, name: str) -> Path:
+        return self.upstream[stage] / name
+
+    def load_npy(self, stage: str, name: str) -> np.ndarray:
+        return np.load(self.path(stage, name), allow_pickle=False)
+
+    def load_json(self, stage: str, name: str):
+        return json.loads(self.path(stage, name).read_text(encoding="utf-8"))
+
+    def save_npy(self, name: str, array: np.ndarray) -> None:
+        np.save(self.out_dir / name, np.ascontiguousarray(array), allow_pickle=False)
+
+    def save_json(self, name: str, data) -> None:
+        write_json(self.out_dir / name, data)
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write_json(tmp, data)
+    os.replace(tmp, path)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def code_hash(stage: Stage) -> str:
+    """Hash of the stage's module and the modules it names, read from their files (nothing is imported)."""
+    files = [inspect.getsourcefile(stage.run)] + [importlib.util.find_spec(name).origin for name in stage.code]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class Plan:
+    """What the runner knows about one stage before running it."""
+
+    stage: Stage
+    key: str | None  # None while an upstream stage is stale (its outputs are not known yet)
+    reasons: list[str]
+    record: dict
+
+
+class Runner:
+    """Runs stages in order, skipping those whose key matches a finished cache entry."""
+
+    def __init__(self, cfg: Config, stages: list[Stage]):
+        self.cfg = cfg
+        self.stages = {stage.name: stage for stage in stages}
+        self.order = [stage.name for stage in stages]
+        for stage in stages:
+            for dep in stage.deps:
+                if self.order.index(dep) > self.order.index(stage.name):
+                    raise ValueError(f"stage {stage.name} is listed before its dependency {dep}")
+        self.root = Path(cfg.out).resolve()
+        self.cache = self.root / "cache"
+        self.lock_path = self.root / LOCK_NAME
+        self._fingerprints: dict[str, dict] = {}
+
+    # -- keys and cache entries ---------------------------------------------------------------------------
+    def fingerprint(self, stage: Stage) -> dict:
+        if stage.fingerprint is None:
+            return {}
+        if stage.name not in self._fingerprints:
+            self._fingerprints[stage.name] = stage.fingerprint(self.cfg)
+        return self._fingerprints[stage.name]
+
+    def entry_dir(self, name: str, key: str) -> Path:
+        return self.cache / name / key[:20]
+
+    def finished_meta(self, name: str, key: str) -> dict | None:
+        """The meta of a complete cache entry for this key, or None (missing, partial or another key)."""
+        entry = self.entry_dir(name, key)
+        try:
+            meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if meta.get("key") != key:
+            return None
+        if not all((entry / out).is_file() for out in self.stages[name].outputs):
+            return None
+        return meta
+
+    def key_record(self, stage: Stage, upstream_hashes: dict[str, str]) -> dict:
+        return {
+            "stage": stage.name,
+            "params": {section: self.cfg.section(section) for section in stage.params},
+            "code": code_hash(stage),
+            "fingerprint": self.fingerprint(stage),
+            "upstream": upstream_hashes,
+        }
+
+    def read_lock(self) -> dict:
+        try:
+            return json.loads(self.lock_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"stages": {}}
+
+    def plan(self) -> list[Plan]:
+        """Keys and, for stale stages, the reasons, without running anything."""
+        lock = self.read_lock().get("stages", {})
+        plans: dict[str, Plan] = {}
+        for name in self.order:
+            stage = self.stages[name]
+            reasons: list[str] = []
+            upstream_hashes = {}
+            for dep in stage.deps:
+                dep_plan = plans[dep]
+                meta = self.finished_meta(dep, dep_plan.key) if dep_plan.key else None
+                if meta is None:
+                    reasons.append(f"upstream {dep} is stale")
+                else:
+                    upstream_hashes[dep] = meta["output_hash"]
+            if reasons:
+                plans[name] = Plan(stage, None, reasons, {})
+                continue
+            record = self.key_record(stage, upstream_hashes)
+            key = hash_json(record)
+            if self.finished_meta(name, key) is None:
+                reasons = explain_change(lock.get(name), record) or ["no finished output for this key"]
+            plans[name] = Plan(stage, key, reasons, record)
+        return [plans[name] for name in self.order]
+
+    # -- running --------------------------------------------------------------------------------------------
+    def run(self, only: str | None = None, force: bool = False) -> dict:
+        """Run stale stages (all, or ``only`` and what it needs); return per-stage results for the record."""
+        if only is not None and only not in self.stages:
+            raise StageError(f"unknown stage {only!r}; stages: {', '.join(self.order)}")
+        wanted = self.order if only is None else self.ancestors(only)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self.clean_partial()
+        results: dict[str, dict] = {}
+        output_hashes: dict[str, str] = {}
+        summaries: dict[str, dict] = {}
+        dirs: dict[str, Path] = {}
+        for name in wanted:
+            stage = self.stages[name]
+            record = self.key_record(stage, {dep: output_hashes[dep] for dep in stage.deps})
+            key = hash_json(record)
+            meta = self.finished_meta(name, key)
+            rerun = force and (only is None or name == only)
+            if meta is None or rerun:
+                ctx = StageContext(self.cfg, Path(), {d: dirs[d] for d in stage.deps},
+                                   {d: summaries[d] for d in stage.deps}, self.fingerprint(stage))
+                meta = self.execute(stage, key, record, ctx)
+                state = "ran"
+            else:
+                state = "cached"
+                log.info("%-8s cached (%s)", name, key[:12])
+            output_hashes[name] = meta["output_hash"]
+            summaries[name] = meta["summary"]
+            dirs[name] = self.entry_dir(name, key)
+            results[name] = {"state": state, "key": key, "seconds": meta["seconds"], "finished_at": meta["finished_at"],
+                             "dir": str(self.entry_dir(name, key))}
+            self.update_lock(name, record, key, meta)
+        return {"stages": results, "summaries": summaries}
+
+    def ancestors(self, name: str) -> list[str]:
+        needed, stack = set(), [name]
+        while stack:
+            current = stack.pop()
+            if current not in needed:
+                needed.add(current)
+                stack.extend(self.stages[current].deps)
+        return [n for n in self.order if n in needed]
+
+    def execute(self, stage: Stage, key: str, record: dict, ctx: StageContext) -> dict:
+        final = self.entry_dir(stage.name, key)
+        tmp = final.with_name(f".tmp-{key[:20]}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        ctx.out_dir = tmp
+        log.info("%-8s running (%s)", stage.name, key[:12])
+        started = time.perf_counter()
+        try:
+            summary = stage.run(ctx) or {}
+            missing = [out for out in stage.outputs if not (tmp / out).is_file()]
+            if missing:
+                raise RuntimeError(f"stage {stage.name} did not write {', '.join(missing)}")
+            seconds = time.perf_counter() - started
+            files = sorted(p.name for p in tmp.iterdir() if p.is_file())
+            meta = {
+                "key": key,
+                "record": record,
+                "summary": summary,
+                "seconds": round(seconds, 3),
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "files": {name: file_sha256(tmp / name) for name in files},
+            }
+            meta["output_hash"] = hash_json(meta["files"])
+            write_json(tmp / "meta.json", meta)
+            fsync_dir_files(tmp)
+            if final.exists():  # a stale leftover of the same key without a valid meta
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        log.info("%-8s done in %.1f s", stage.name, seconds)
+        return meta
+
+    def update_lock(self, name: str, record: dict, key: str, meta: dict) -> None:
+        lock = self.read_lock()
+        lock.setdefault("stages", {})[name] = {
+            "key": key,
+            "params": record["params"],
+            "code": record["code"],
+            "fingerprint": record["fingerprint"],
+            "upstream": record["upstream"],
+            "output_hash": meta["output_hash"],
+            "seconds": meta["seconds"],
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.lock_path, lock)
+
+    def clean_partial(self) -> None:
+        """Remove leftovers of killed runs; they are never read, this only frees space."""
+        for leftover in self.cache.glob("*/.tmp-*"):
+            pid = leftover.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and pid_alive(int(pid)) and int(pid) != os.getpid():
+                continue
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fsync_dir_files(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def explain_change(previous: dict | None, record: dict) -> list[str]:
+    """Why a stage's key differs from the one the lock file last recorded."""
+    if previous is None:
+        return ["never run"]
+    reasons = diff_params(previous.get("params", {}), record["params"])
+    if previous.get("code") != record["code"]:
+        reasons.append("code changed")
+    old_fp, new_fp = previous.get("fingerprint", {}), record["fingerprint"]
+    reasons += [f"input {change}" for change in diff_params(old_fp, new_fp)]
+    for dep, digest in record["upstream"].items():
+        if previous.get("upstream", {}).get(dep) != digest:
+            reasons.append(f"upstream {dep} output changed")
+    return reasons

@@ -1,0 +1,45 @@
+"""What the deck and the report show, gathered from the run record: numbers only from the run itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.config import Config
+
+
+def dataset_name(cfg: Config, folder: str) -> str:
+    return "Fashion-MNIST test split (demo subset)" if not cfg.images else Path(folder).name
+
+
+def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
+    """Everything a template may print; a template asking for anything else fails (StrictUndefined)."""
+    summaries = record["summaries"]
+    ingest, extract, pca = summaries["ingest"], summaries["extract"], summaries["pca"]
+    backbone = extract["backbone"]
+    stages = record["stages"]
+    return {
+        "run_id": record["run_id"],
+        "date": record["computed_at"][:10],
+        "dataset": dataset_name(cfg, ingest["folder"]),
+        "images": ingest["images"],
+        "skipped": ingest["skipped"],
+        "duplicates": len(ingest["duplicates"]),
+        "labels": ingest["labels"],
+        "backbone": {
+            "name": backbone["display_name"],
+            "timm_name": backbone["model"],
+            "source": backbone["source"],
+            "reason": backbone["reason"],
+            "sha256": backbone["weights_sha256"][:16],
+            "is_dino": "dino" in backbone["model"] and backbone["source"] != "random",
+        },
+        "extract": extract,
+        "embedding_shape": f"({extract['images']}, {extract['embedding_dim']})",
+        "pca": pca,
+        "figures": figures,
+        "timings": {name: stage["seconds"] for name, stage in stages.items()},
+        "total_seconds": round(sum(stage["seconds"] for stage in stages.values()), 1),
+        "config_hash": record["config_hash"][:12],
+        "manifest_hash": record["input"]["manifest_hash"][:12],
+        "versions": record["versions"],
+    }

@@ -1,0 +1,87 @@
+"""Render the run into the Slidev deck (``slides/slides.md``) and the static HTML report.
+
+Both come from Jinja templates under ``templates/`` with StrictUndefined, so a missing number fails the
+render instead of leaving a hole. Text from the user's data is escaped for its destination: HTML entities
+for the report (autoescape), and for the deck HTML plus Vue's ``{{`` (Slidev compiles slides as Vue).
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+from pathlib import Path
+
+import jinja2
+
+from pipeline.config import Config
+
+from .context import deck_context
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+
+
+def escape_deck(value) -> str:
+    """Text safe to place in Slidev markdown: no HTML, no Vue interpolation, no markdown emphasis."""
+    text = html.escape(str(value), quote=True)
+    for char, entity in (("{", "&#123;"), ("}", "&#125;"), ("*", "&#42;"), ("_", "&#95;"), ("`", "&#96;"),
+                         ("[", "&#91;"), ("]", "&#93;"), ("|", "&#124;"), ("$", "&#36;")):
+        text = text.replace(char, entity)
+    return text
+
+
+def environment(autoescape: bool) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                             autoescape=autoescape, keep_trailing_newline=True, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters["deck"] = escape_deck
+    env.filters["thousands"] = lambda n: f"{n:,}"
+    return env
+
+
+def copy_figures(record: dict, dest: Path) -> dict[str, str]:
+    """Copy every figure the stages made into ``dest``; return {stem: file name}."""
+    dest.mkdir(parents=True, exist_ok=True)
+    names = {}
+    for stage in record["stages"].values():
+        for figure in sorted(Path(stage["dir"]).glob("*.png")):
+            target = dest / figure.name
+            if not target.exists() or target.read_bytes() != figure.read_bytes():
+                shutil.copyfile(figure, target)
+            names[figure.stem] = figure.name
+    return names
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Leave an identical file untouched, so that make sees nothing new and rebuilds nothing."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def render_deck(cfg: Config, record: dict, slides_dir: Path) -> Path:
+    names = copy_figures(record, slides_dir / "public" / "figures")
+    context = deck_context(cfg, record, {stem: f"/figures/{name}" for stem, name in names.items()})
+    text = environment(autoescape=False).get_template("slides.md.j2").render(**context)
+    target = slides_dir / "slides.md"
+    write_if_changed(target, text)
+    return target
+
+
+def render_report(cfg: Config, record: dict, report_dir: Path) -> Path:
+    names = copy_figures(record, report_dir / "figures")
+    context = deck_context(cfg, record, {stem: f"figures/{name}" for stem, name in names.items()})
+    text = environment(autoescape=True).get_template("report.html.j2").render(**context)
+    target = report_dir / "index.html"
+    write_if_changed(target, text)
+    return target
+
+
+def render_all(cfg: Config, record: dict) -> dict[str, Path]:
+    return {
+        "deck": render_deck(cfg, record, Path(cfg.slides).resolve()),
+        "report": render_report(cfg, record, Path(cfg.out).resolve() / "report"),
+    }

@@ -1,0 +1,98 @@
+"""The stage runner: keys, skipping, upstream invalidation, status reasons, and killed runs."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import Config
+from pipeline.runner import Runner
+
+from toy_stages import STAGES
+
+HERE = Path(__file__).parent
+
+
+def runner(out: Path, **pca) -> Runner:
+    cfg = Config(out=str(out))
+    for key, value in pca.items():
+        setattr(cfg.pca, key, value)
+    return Runner(cfg, STAGES)
+
+
+def states(result: dict) -> dict:
+    return {name: stage["state"] for name, stage in result["stages"].items()}
+
+
+def test_second_run_recomputes_nothing(tmp_path):
+    assert states(runner(tmp_path).run()) == {"numbers": "ran", "summary": "ran"}
+    assert states(runner(tmp_path).run()) == {"numbers": "cached", "summary": "cached"}
+
+
+def test_a_param_change_reruns_that_stage_and_not_upstream(tmp_path):
+    runner(tmp_path).run()
+    changed = runner(tmp_path, n_components=10)
+    assert [p.reasons for p in changed.plan()] == [[], ["pca.n_components 50 -> 10"]]
+    assert states(changed.run()) == {"numbers": "cached", "summary": "ran"}
+
+
+def test_upstream_change_invalidates_downstream(tmp_path):
+    runner(tmp_path).run()
+    cfg = Config(out=str(tmp_path))
+    cfg.demo.seed = 5
+    plan = Runner(cfg, STAGES).plan()
+    assert plan[0].reasons == ["demo.seed 0 -> 5"]
+    assert plan[1].reasons == ["upstream numbers is stale"]
+    assert states(Runner(cfg, STAGES).run()) == {"numbers": "ran", "summary": "ran"}
+
+
+def test_only_and_force(tmp_path):
+    runner(tmp_path).run()
+    result = runner(tmp_path).run(only="summary", force=True)
+    assert states(result) == {"numbers": "cached", "summary": "ran"}
+
+
+def test_a_run_killed_mid_write_leaves_nothing_trusted(tmp_path):
+    out = tmp_path / "out"
+    script = (f"import sys; sys.path.insert(0, {str(HERE)!r}); from test_runner import runner; "
+              f"from pathlib import Path; runner(Path({str(out)!r})).run()")
+    env = {**os.environ, "TOY_PAUSE_MID_WRITE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=HERE.parent)
+    deadline = time.time() + 60
+    while not list(out.glob("cache/summary/.tmp-*/paused")):
+        assert time.time() < deadline and proc.poll() is None, "the stage never reached its pause"
+        time.sleep(0.05)
+    partial = next(out.glob("cache/summary/.tmp-*/top.npy"))
+    assert partial.stat().st_size > 0, "the stage had written part of its output"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    resumed = runner(out)
+    assert resumed.plan()[1].reasons, "the killed stage must not look finished"
+    assert states(resumed.run()) == {"numbers": "cached", "summary": "ran"}
+    assert not list(out.glob("cache/*/.tmp-*")), "leftovers of the killed run are cleaned"
+    clean = tmp_path / "clean"
+    runner(clean).run()
+    got = np.load(next(out.glob("cache/summary/*/top.npy")))
+    want = np.load(next(clean.glob("cache/summary/*/top.npy")))
+    assert np.array_equal(got, want)
+
+
+def test_an_entry_without_meta_is_not_trusted(tmp_path):
+    first = runner(tmp_path)
+    first.run()
+    key = first.plan()[1].key
+    (first.entry_dir("summary", key) / "meta.json").unlink()
+    assert states(runner(tmp_path).run())["summary"] == "ran"
+
+
+def test_upstream_rerun_with_identical_output_keeps_downstream(tmp_path):
+    """Keys follow upstream *outputs*: a rerun that writes the same bytes invalidates nothing after it."""
+    runner(tmp_path).run()
+    cfg = Config(out=str(tmp_path))
+    cfg.demo.per_class = 3  # read by the stage's params, not used by its math
+    assert states(Runner(cfg, STAGES).run()) == {"numbers": "ran", "summary": "cached"}
