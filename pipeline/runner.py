@@ -282,6 +282,9 @@ class Runner:
             "output_hash": meta["output_hash"],
             "seconds": meta["seconds"],
         }
+        from .record import versions
+
+        lock["versions"] = versions()
         self.root.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.lock_path, lock)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pipeline.config import Config
@@ -23,6 +24,7 @@ def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
         "dataset": dataset_name(cfg, ingest["folder"]),
         "images": ingest["images"],
         "skipped": ingest["skipped"],
+        "skipped_files": json.loads((Path(stages["ingest"]["dir"]) / "skipped.json").read_text(encoding="utf-8")),
         "duplicates": len(ingest["duplicates"]),
         "labels": ingest["labels"],
         "backbone": {

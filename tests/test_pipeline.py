@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -30,14 +31,20 @@ def invoke(*args) -> str:
     return result.output
 
 
+HOSTILE = "<img src=x onerror=alert(1)>{{ 7*7 }}"
+
+
 @pytest.fixture(scope="module")
 def run_dirs(tmp_path_factory, small_set):
+    """The 60 images plus a broken file with a hostile name, which must be skipped and shown as text."""
     base = tmp_path_factory.mktemp("e2e")
-    out, slides = base / "out", base / "slides"
-    before = folder_digest(small_set)
-    opts = ["--images", str(small_set), "--out", str(out), "--set", f"slides={slides}"]
+    images, out, slides = base / "images", base / "out", base / "slides"
+    shutil.copytree(small_set, images)
+    (images / "Bag" / f"{HOSTILE}.png").write_text("not an image")
+    before = folder_digest(images)
+    opts = ["--images", str(images), "--out", str(out), "--set", f"slides={slides}"]
     invoke("deck", *opts)
-    assert folder_digest(small_set) == before, "the input folder must not change"
+    assert folder_digest(images) == before, "the input folder must not change"
     return out, slides, opts
 
 
@@ -53,14 +60,25 @@ def test_deck_numbers_come_from_the_run(run_dirs):
     assert embeddings.shape == (60, 1280) == (rec["summaries"]["ingest"]["images"], rec["summaries"]["extract"]["embedding_dim"])
     assert "**60 images**" in deck and "(60, 1280)" in deck
     assert "EfficientNet-Lite0" in deck and "did not use DINO" in deck
-    assert "{{" not in deck and "placeholder" not in deck
+    assert "{{" not in deck and "placeholder" not in deck.lower()
     referenced = re.findall(r'src="(/figures/[^"]+)"', deck)
     assert len(referenced) >= 2
     for ref in referenced:
         assert (slides / "public" / ref.lstrip("/")).is_file(), ref
     assert not re.search(r"https?://", deck), "the deck stays offline"
     report = (out / "report" / "index.html").read_text()
-    assert "60 images" in report and "{{" not in report
+    assert "60 images" in report
+    assert "{{" not in report.replace("{{ 7*7 }}", ""), "only the hostile file name has braces"
+    assert rec["summaries"]["ingest"]["skipped"] == 1
+
+
+def test_hostile_file_names_reach_neither_deck_nor_report_raw(run_dirs):
+    out, slides, _ = run_dirs
+    deck = (slides / "slides.md").read_text()
+    report = (out / "report" / "index.html").read_text()
+    assert "<img src=x" not in deck and "<img src=x" not in report
+    assert "&lt;img src=x onerror=alert(1)&gt;&#123;&#123; 7&#42;7 &#125;&#125;" in deck
+    assert "&lt;img src=x onerror=alert(1)&gt;{{ 7*7 }}" in report
 
 
 def test_rerun_recomputes_nothing_and_pca_change_reruns_only_pca(run_dirs):
