@@ -88,11 +88,33 @@ def run_pipeline(cfg: Config, only: str | None, force: bool) -> dict:
     runner = Runner(cfg, STAGES)
     started = time.perf_counter()
     result = runner.run(only=only, force=force)
+    publish_models(result, runner.root)
     record = build_record(cfg, result, time.perf_counter() - started)
     write_record(runner.root / "run.json", record)
     ran = [name for name, stage in result["stages"].items() if stage["state"] == "ran"]
     click.echo(f"ran: {', '.join(ran) or 'nothing (all cached)'}; run record: {runner.root / 'run.json'}", err=True)
     return record
+
+
+def publish_models(result: dict, root: Path) -> None:
+    """Copy the exported models to ``<out>/model_repository`` (a Triton model repository), atomically."""
+    import shutil
+
+    from .export import REPOSITORY
+
+    export = result["stages"].get("export")
+    if export is None:
+        return
+    source, target = Path(export["dir"]) / REPOSITORY, root / REPOSITORY
+    staging = root / f".{REPOSITORY}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    old = root / f".{REPOSITORY}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @main.command()

@@ -78,6 +78,92 @@ class PcaConfig:
 
 
 @dataclass
+class TsneConfig:
+    """t-SNE on PCA-50 with openTSNE; the seed's perplexity 30 and 1,000 iterations."""
+
+    perplexity: float = 30.0
+    n_iter: int = 1000
+    method: str = "auto"  # auto (Barnes-Hut below fft_from points, FFT from there) | bh | fft
+    fft_from: int = 10_000
+    n_jobs: int = 0  # 0: one per CPU core
+    seed: int = 0
+
+
+@dataclass
+class UmapConfig:
+    """umap-learn, 2-D, seeded (which makes it single-threaded and reproducible)."""
+
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class ParametricConfig:
+    """Parametric maps in PyTorch: a UMAP-objective encoder and an MLP regressing the t-SNE map."""
+
+    holdout: float = 0.2  # share of images never seen in training, projected afterwards
+    hidden: int = 256
+    # Chosen on the demo set by held-out fidelity: longer training fits the training images better
+    # (200 UMAP epochs: trustworthiness 0.945) but new images no better (0.89), i.e. it overfits.
+    umap_epochs: int = 80
+    tsne_epochs: int = 150
+    learning_rate: float = 1e-3
+    batch_size: int = 256  # images per step for the t-SNE MLP
+    edge_batch: int = 4096  # graph edges per step for the parametric UMAP
+    negative_samples: int = 5
+    seed: int = 0
+
+
+@dataclass
+class ClusterConfig:
+    """The k-means sweep (seed 003): metrics per k, an elbow, a chosen k with its reason."""
+
+    k_min: int = 2
+    k_max: int = 0  # 0: scaled to the set, 2 * sqrt(N) (at most N - 1)
+    steps: int = 15
+    n_init: int = 4
+    pca_dims: int = 50  # k-means runs on L2-normalised features reduced to this many components
+    silhouette_sample: int = 5000
+    seed: int = 0
+
+
+@dataclass
+class PatchConfig:
+    """Patch maps (seed 004): PCA of patch tokens, foreground mask, RGB of three components."""
+
+    threshold: float = 0.6
+
+
+@dataclass
+class RetrievalConfig:
+    """Cosine nearest neighbours with FAISS; k-NN accuracy when there are labels."""
+
+    top_k: int = 5
+    queries: int = 6
+    knn_k: int = 5
+    folds: int = 5
+    seed: int = 0
+
+
+@dataclass
+class ExportConfig:
+    """The TorchScript export and its parity check."""
+
+    check_images: int = 16
+    tolerance: float = 1e-4
+    batch_size: int = 8
+
+
+@dataclass
+class FidelityConfig:
+    """How faithful each map is: trustworthiness and neighbours kept, with this many neighbours."""
+
+    k: int = 10
+    seed: int = 0
+
+
+@dataclass
 class Config:
     """The whole run's settings."""
 
@@ -89,6 +175,14 @@ class Config:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     pca: PcaConfig = field(default_factory=PcaConfig)
+    tsne: TsneConfig = field(default_factory=TsneConfig)
+    umap: UmapConfig = field(default_factory=UmapConfig)
+    parametric: ParametricConfig = field(default_factory=ParametricConfig)
+    clusters: ClusterConfig = field(default_factory=ClusterConfig)
+    patches: PatchConfig = field(default_factory=PatchConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
 
     def section(self, name: str) -> dict:
         """A section (or top-level key) as plain JSON-able data, for cache keys and the run record."""

@@ -24,8 +24,11 @@ def save(fig, path: Path) -> None:
 
 
 def scatter_by_label(coords: np.ndarray, labels: list[str], title: str, path: Path, xlabel: str = "",
-                     ylabel: str = "") -> None:
-    """A 2-D map coloured by label (one colour per class, legend outside), or plain when unlabelled."""
+                     ylabel: str = "", highlight: np.ndarray | None = None, highlight_label: str = "") -> None:
+    """A 2-D map coloured by label (one colour per class, legend outside), or plain when unlabelled.
+
+    ``highlight`` (a mask) rings some points in black, e.g. held-out images on a parametric map.
+    """
     fig, ax = plt.subplots(figsize=(8, 5.6))
     size = max(2.0, min(14.0, 12000.0 / max(len(coords), 1)))
     names = sorted(set(labels))
@@ -38,6 +41,10 @@ def scatter_by_label(coords: np.ndarray, labels: list[str], title: str, path: Pa
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, markerscale=max(1.0, 8 / size))
     else:
         ax.scatter(coords[:, 0], coords[:, 1], s=size, color="#3b6ea5", alpha=0.8, linewidths=0)
+    if highlight is not None and highlight.any():
+        ax.scatter(coords[highlight, 0], coords[highlight, 1], s=size * 3, facecolors="none", edgecolors="black",
+                   linewidths=0.6, label=highlight_label)
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -58,4 +65,38 @@ def line_plot(x, series: dict[str, np.ndarray], title: str, path: Path, xlabel: 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+    save(fig, path)
+
+
+def thumbnail(path: Path, size: int) -> np.ndarray:
+    """An image file as a size x size RGB tile (letterboxed on white); a blank tile if it cannot be read."""
+    import cv2
+
+    from .images import ImageReadError, read_rgb
+
+    tile = np.full((size, size, 3), 255, np.uint8)
+    try:
+        rgb = read_rgb(path)
+    except ImageReadError:
+        return tile
+    scale = size / max(rgb.shape[:2])
+    h, w = max(1, round(rgb.shape[0] * scale)), max(1, round(rgb.shape[1] * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST
+    small = cv2.resize(rgb, (w, h), interpolation=interpolation)
+    top, left = (size - h) // 2, (size - w) // 2
+    tile[top:top + h, left:left + w] = small
+    return tile
+
+
+def image_grid(tiles: list[np.ndarray], captions: list[str], title: str, path: Path, columns: int,
+               cell: float = 1.1) -> None:
+    """Tiles in a grid with a short caption under each (all tiles, none dropped)."""
+    rows = max(1, -(-len(tiles) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * cell, rows * (cell + 0.25)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, tile, caption in zip(axes.flat, tiles, captions):
+        ax.imshow(tile, interpolation="nearest")
+        ax.set_title(caption, fontsize=7, pad=2)
+    fig.suptitle(title, fontweight="bold")
     save(fig, path)

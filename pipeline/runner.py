@@ -250,7 +250,7 @@ class Runner:
             if missing:
                 raise RuntimeError(f"stage {stage.name} did not write {', '.join(missing)}")
             seconds = time.perf_counter() - started
-            files = sorted(p.name for p in tmp.iterdir() if p.is_file())
+            files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
             meta = {
                 "key": key,
                 "record": record,
@@ -308,7 +308,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def fsync_dir_files(folder: Path) -> None:
-    for path in folder.iterdir():
+    for path in folder.rglob("*"):
         if path.is_file():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())

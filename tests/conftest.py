@@ -34,6 +34,23 @@ def small_set(tmp_path_factory, fashion) -> Path:
     return write_fashion_folder(tmp_path_factory.mktemp("fashion60"), fashion, per_class=6)
 
 
+@pytest.fixture(scope="session")
+def medium_set(tmp_path_factory, fashion) -> Path:
+    """300 real Fashion-MNIST images, 30 per class: enough for the quality thresholds at a small scale."""
+    return write_fashion_folder(tmp_path_factory.mktemp("fashion300"), fashion, per_class=30, seed=1)
+
+
+@pytest.fixture(scope="session")
+def pixel_features(fashion) -> tuple[np.ndarray, np.ndarray]:
+    """PCA-50 of 500 Fashion-MNIST images' pixels, with their labels: real data for the map tests."""
+    from sklearn.decomposition import PCA
+
+    images, labels = fashion
+    picks = demo.stratified_indices(labels, 50, seed=2)
+    pixels = images[picks].reshape(len(picks), -1).astype(np.float32) / 255.0
+    return PCA(n_components=50, random_state=0).fit_transform(pixels).astype(np.float32), labels[picks]
+
+
 @pytest.fixture
 def coffee() -> np.ndarray:
     from skimage import data

@@ -1,10 +1,12 @@
-"""End to end on 60 real Fashion-MNIST images with the bundled backbone: run, cache, deck, slidev build."""
+"""End to end on 300 real Fashion-MNIST images with the bundled backbone: every stage, the cache, the deck,
+the quality thresholds at a small scale, the exported model in a fresh process, and a Slidev build."""
 
 import hashlib
 import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +37,11 @@ HOSTILE = "<img src=x onerror=alert(1)>{{ 7*7 }}"
 
 
 @pytest.fixture(scope="module")
-def run_dirs(tmp_path_factory, small_set):
-    """The 60 images plus a broken file with a hostile name, which must be skipped and shown as text."""
+def run_dirs(tmp_path_factory, medium_set):
+    """The 300 images plus a broken file with a hostile name, which must be skipped and shown as text."""
     base = tmp_path_factory.mktemp("e2e")
     images, out, slides = base / "images", base / "out", base / "slides"
-    shutil.copytree(small_set, images)
+    shutil.copytree(medium_set, images)
     (images / "Bag" / f"{HOSTILE}.png").write_text("not an image")
     before = folder_digest(images)
     opts = ["--images", str(images), "--out", str(out), "--set", f"slides={slides}"]
@@ -57,17 +59,18 @@ def test_deck_numbers_come_from_the_run(run_dirs):
     rec = record(out)
     deck = (slides / "slides.md").read_text()
     embeddings = np.load(next(out.glob("cache/extract/*/embeddings.npy")))
-    assert embeddings.shape == (60, 1280) == (rec["summaries"]["ingest"]["images"], rec["summaries"]["extract"]["embedding_dim"])
-    assert "**60 images**" in deck and "(60, 1280)" in deck
+    assert embeddings.shape == (300, 1280) == (rec["summaries"]["ingest"]["images"], rec["summaries"]["extract"]["embedding_dim"])
+    assert "**300 images**" in deck and "(300, 1280)" in deck
     assert "EfficientNet-Lite0" in deck and "did not use DINO" in deck
     assert "{{" not in deck and "placeholder" not in deck.lower()
     referenced = re.findall(r'src="(/figures/[^"]+)"', deck)
-    assert len(referenced) >= 2
+    made = {p.name for p in (slides / "public" / "figures").glob("*.png")}
+    assert len(made) == 12 and made == {ref.rsplit("/", 1)[1] for ref in referenced}, "every figure is on a slide"
     for ref in referenced:
         assert (slides / "public" / ref.lstrip("/")).is_file(), ref
     assert not re.search(r"https?://", deck), "the deck stays offline"
     report = (out / "report" / "index.html").read_text()
-    assert "60 images" in report
+    assert "300 images" in report
     assert "{{" not in report.replace("{{ 7*7 }}", ""), "only the hostile file name has braces"
     assert rec["summaries"]["ingest"]["skipped"] == 1
 
@@ -88,7 +91,9 @@ def test_rerun_recomputes_nothing_and_pca_change_reruns_only_pca(run_dirs):
     status = invoke("status", *opts, "--set", "pca.n_components=5")
     assert "pca.n_components 50 -> 5" in status and "extract  up to date" in status
     invoke("run", *opts, "--set", "pca.n_components=5")
-    assert {k: s["state"] for k, s in record(out)["stages"].items()} == {"ingest": "cached", "extract": "cached", "pca": "ran"}
+    states = {k: s["state"] for k, s in record(out)["stages"].items()}
+    assert states.pop("pca") == "ran" and states["ingest"] == states["extract"] == states["umap"] == "cached"
+    assert states["clusters"] == states["retrieval"] == states["patches"] == "cached", "they do not read PCA"
     assert np.load(next(out.glob("cache/pca/*/pca.npy"))).shape[1] in (5, 50)
 
 
@@ -115,3 +120,55 @@ def test_slidev_builds_the_rendered_deck(run_dirs, tmp_path):
 def test_output_inside_input_is_refused(small_set):
     result = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(small_set / "out")])
     assert result.exit_code == 2 and "inside the image folder" in result.output
+
+
+def test_quality_at_a_small_scale(run_dirs):
+    out, _, _ = run_dirs
+    s = record(out)["summaries"]
+    assert s["tsne"]["adjustment"] == "", "perplexity 30 fits 300 images"
+    rows = {(r["map"], r["split"]): r for r in s["fidelity"]["rows"]}
+    assert rows[("t-SNE", "all")]["trustworthiness"] >= 0.9
+    assert s["retrieval"]["knn_accuracy"] > s["retrieval"]["knn_accuracy_raw_pixels"]
+    for name in ("parametric UMAP", "t-SNE MLP"):
+        train, held = rows[(name, "training (sample)")], rows[(name, "held out")]
+        assert held["trustworthiness"] >= train["trustworthiness"] - 0.05, name
+    assert s["clusters"]["k"] in s["clusters"]["ks"] and 0 < s["clusters"]["ari"] <= 1
+
+
+def test_exported_model_runs_with_torch_alone(run_dirs, tmp_path):
+    """Load model.pt in a fresh process where timm cannot be imported; compare with the pipeline's embeddings."""
+    out, _, _ = run_dirs
+    s = record(out)["summaries"]["export"]
+    assert s["models"]["dino_model"]["max_abs_diff"] < 1e-4
+    assert s["models"]["tsne_map"]["batch_independence_max_diff"] < 1e-4
+    model = out / "model_repository" / "dino_model" / "1" / "model.pt"
+    assert (out / "model_repository" / "dino_model" / "config.pbtxt").is_file()
+    export_dir = next(out.glob("cache/export/*/"))
+    picks = np.load(export_dir / "check_images.npy")
+    manifest = json.loads(next(out.glob("cache/ingest/*/manifest.json")).read_text())
+    root = Path(record(out)["input"]["folder"])
+    from pipeline.features import preprocess_for
+    from pipeline import backbone
+    from pipeline.config import Config
+    from pipeline.images import read_rgb
+
+    prep = preprocess_for(backbone.build(backbone.resolve(Config().backbone)), Config())
+    batch = np.stack([prep.resize(read_rgb(root / manifest[i]["path"])) for i in picks])
+    np.save(tmp_path / "batch.npy", batch)
+    script = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("timm", "pipeline", "torchvision"):
+            raise ImportError("only torch here: " + name)
+sys.meta_path.insert(0, Block())
+import numpy as np, torch
+batch = torch.from_numpy(np.load({str(tmp_path / "batch.npy")!r})).permute(0, 3, 1, 2).float() / 255.0
+model = torch.jit.load({str(model)!r})
+np.save({str(tmp_path / "got.npy")!r}, model(batch).detach().numpy())
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = np.load(tmp_path / "got.npy")
+    want = np.load(next(out.glob("cache/extract/*/embeddings.npy")))[picks]
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-4

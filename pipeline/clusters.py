@@ -1,0 +1,168 @@
+"""Stage ``clusters``: the k-means sweep of seed 003, on three embedding variants, and a justified k.
+
+Inputs: ``ingest`` (paths, labels), ``extract`` (global embedding and mean of patch tokens). Params:
+``clusters``. Each variant (the global embedding / CLS token, the mean of the patch tokens, and their
+concatenation) is L2-normalised per image (so that neither half of the concatenation dominates) and reduced
+by PCA to ``pca_dims``; k-means (scikit-learn, seeded, ``n_init`` restarts) runs for every k of the grid.
+Per k: silhouette (on a seeded sample when N is large), Davies-Bouldin, and SSE (inertia).
+The elbow is the Kneedle point of the SSE curve (the k farthest below the chord joining the curve's ends,
+both axes scaled to [0, 1]). The chosen k: where two of elbow, best silhouette and best Davies-Bouldin
+agree, that k; otherwise the candidate with the best mean rank over silhouette and Davies-Bouldin.
+Outputs: ``sweep.json``, ``cluster_labels.npy`` and the four figures.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .runner import Stage, StageContext, StageError
+
+
+def k_grid(n: int, k_min: int, k_max: int, steps: int) -> tuple[list[int], str]:
+    """The k values to try for n images, and a note when the request had to shrink to fit."""
+    if n < 3:
+        raise StageError(f"clustering needs at least 3 images, got {n}")
+    auto = k_max <= 0
+    wanted = max(10, int(2 * math.sqrt(n))) if auto else k_max
+    top = min(wanted, n - 1)
+    note = "" if top == wanted or auto else f"k_max {wanted} is more clusters than {n} images allow; lowered to {top}"
+    low = min(max(2, k_min), top)
+    return sorted({int(round(k)) for k in np.linspace(low, top, max(1, steps))}), note
+
+
+def prepare(features: np.ndarray, dims: int, seed: int) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    from .retrieval import normalise
+
+    unit = normalise(features)
+    dims = min(dims, *unit.shape)
+    return PCA(n_components=dims, svd_solver="covariance_eigh", random_state=seed).fit_transform(unit).astype(np.float32)
+
+
+def sweep(x: np.ndarray, ks: list[int], n_init: int, sample: int, seed: int) -> dict:
+    """Metrics per k; ``labels`` holds the assignment for every k."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import davies_bouldin_score, silhouette_score
+
+    rows = {"k": [], "silhouette": [], "davies_bouldin": [], "sse": [], "labels": {}}
+    for k in ks:
+        model = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
+        found = len(np.unique(model.labels_))
+        ok = 2 <= found <= len(x) - 1
+        sil = silhouette_score(x, model.labels_, sample_size=sample if len(x) > sample else None,
+                               random_state=seed) if ok else float("nan")
+        rows["k"].append(k)
+        rows["silhouette"].append(float(sil))
+        rows["davies_bouldin"].append(float(davies_bouldin_score(x, model.labels_)) if ok else float("nan"))
+        rows["sse"].append(float(model.inertia_))
+        rows["labels"][k] = model.labels_.astype(np.int32)
+    return rows
+
+
+def kneedle(ks: list[int], sse: list[float]) -> int:
+    """The elbow of a decreasing SSE curve: the k farthest below the chord between its ends."""
+    if len(ks) < 3:
+        return ks[0]
+    x = (np.asarray(ks, float) - ks[0]) / (ks[-1] - ks[0])
+    y = np.asarray(sse, float)
+    y = (y - y.min()) / max(y.max() - y.min(), 1e-12)
+    return int(ks[int(np.argmax((1.0 - y) - x))])
+
+
+def choose_k(ks: list[int], silhouette: list[float], davies_bouldin: list[float], elbow: int) -> tuple[int, str]:
+    sil, db = np.nan_to_num(silhouette, nan=-1.0), np.nan_to_num(davies_bouldin, nan=np.inf)
+    best_sil, best_db = ks[int(np.argmax(sil))], ks[int(np.argmin(db))]
+    votes = {"elbow": elbow, "silhouette": best_sil, "Davies-Bouldin": best_db}
+    said = f"elbow at k={elbow}, best silhouette at k={best_sil}, best Davies-Bouldin at k={best_db}"
+    if elbow == best_sil == best_db:
+        return elbow, f"all three agree: {said}"
+    for k in (best_sil, best_db, elbow):
+        agreeing = [name for name, v in votes.items() if v == k]
+        if len(agreeing) >= 2:
+            return k, f"{' and '.join(agreeing)} agree on k={k} ({said})"
+    sil_rank = {k: r for r, k in enumerate(np.asarray(ks)[np.argsort(-sil)])}
+    db_rank = {k: r for r, k in enumerate(np.asarray(ks)[np.argsort(db)])}
+    chosen = min(votes.values(), key=lambda k: (sil_rank[k] + db_rank[k], k))
+    return chosen, f"no two agree ({said}); k={chosen} has the best mean rank over silhouette and Davies-Bouldin"
+
+
+def medoid_order(x: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Members sorted by distance to their centroid, the most typical first."""
+    centre = x[members].mean(axis=0)
+    return members[np.argsort(np.linalg.norm(x[members] - centre, axis=1), kind="stable")]
+
+
+def run(ctx: StageContext) -> dict:
+    from pathlib import Path
+
+    from . import figures
+    from .clusterfigs import draw_metrics, draw_sizes
+    from .retrieval import normalise
+
+    cfg = ctx.cfg.clusters
+    manifest = ctx.load_json("ingest", "manifest.json")
+    labels = [record["label"] for record in manifest]
+    cls = ctx.load_npy("extract", "embeddings.npy")
+    mean = ctx.load_npy("extract", "patch_mean.npy")
+    ks, note = k_grid(len(cls), cfg.k_min, cfg.k_max, cfg.steps)
+    variants = {"CLS / global": cls, "mean of patch tokens": mean, "concatenation": None}
+    prepared = {name: prepare(f, cfg.pca_dims, cfg.seed) for name, f in variants.items() if f is not None}
+    prepared["concatenation"] = prepare(np.hstack([normalise(cls), normalise(mean)]), cfg.pca_dims, cfg.seed)
+    sweeps = {name: sweep(x, ks, cfg.n_init, cfg.silhouette_sample, cfg.seed) for name, x in prepared.items()}
+    choices = {}
+    for name, rows in sweeps.items():
+        elbow = kneedle(rows["k"], rows["sse"])
+        k, reason = choose_k(rows["k"], rows["silhouette"], rows["davies_bouldin"], elbow)
+        choices[name] = {"elbow": elbow, "k": k, "reason": reason,
+                         "silhouette": rows["silhouette"][rows["k"].index(k)]}
+    variant = max(choices, key=lambda name: (choices[name]["silhouette"], name == "CLS / global"))
+    chosen_k = choices[variant]["k"]
+    assignment = sweeps[variant]["labels"][chosen_k]
+    ctx.save_npy("cluster_labels.npy", assignment)
+    ctx.save_json("sweep.json", {name: {key: rows[key] for key in ("k", "silhouette", "davies_bouldin", "sse")}
+                                 for name, rows in sweeps.items()})
+    identical = bool(np.allclose(cls, mean, atol=1e-5))
+
+    sizes = np.bincount(assignment, minlength=chosen_k)
+    draw_metrics(sweeps, choices, variant, ctx.out_dir / "clusters_metrics.png", identical)
+    draw_sizes(sizes, chosen_k, ctx.out_dir / "cluster_sizes.png")
+    x = prepared[variant]
+    root = Path(ctx.summaries["ingest"]["folder"])
+    order = np.argsort(-sizes, kind="stable")
+    examples = [medoid_order(x, np.flatnonzero(assignment == c))[0] for c in order]
+    figures.image_grid([figures.thumbnail(root / manifest[i]["path"], 64) for i in examples],
+                       [f"#{c} ({sizes[c]})" for c in order], f"One image per cluster (all {chosen_k}, largest first)",
+                       ctx.out_dir / "cluster_examples.png", columns=min(16, max(4, math.ceil(math.sqrt(chosen_k * 16 / 9)))))
+    largest = int(order[0])
+    members = medoid_order(x, np.flatnonzero(assignment == largest))
+    shown = members[:48]
+    figures.image_grid([figures.thumbnail(root / manifest[i]["path"], 64) for i in shown],
+                       [labels[i][:12] for i in shown],
+                       f"The largest cluster: #{largest}, {len(members)} images" + (f" (48 most typical shown)" if len(members) > 48 else ""),
+                       ctx.out_dir / "largest_cluster.png", columns=12)
+    summary = {"ks": ks, "adjustment": note, "n_init": cfg.n_init, "pca_dims": int(x.shape[1]),
+               "silhouette_sampled": len(cls) > cfg.silhouette_sample, "silhouette_sample": cfg.silhouette_sample,
+               "choices": choices, "variant": variant, "k": chosen_k, "reason": choices[variant]["reason"],
+               "largest": {"cluster": largest, "size": int(sizes[largest])},
+               "sizes": {"min": int(sizes.min()), "median": float(np.median(sizes)), "max": int(sizes.max())},
+               "cls_equals_patch_mean": identical}
+    if len(set(labels)) > 1:
+        from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+        summary["ari"] = round(float(adjusted_rand_score(labels, assignment)), 4)
+        summary["nmi"] = round(float(normalized_mutual_info_score(labels, assignment)), 4)
+    return summary
+
+
+STAGE = Stage(
+    name="clusters",
+    run=run,
+    deps=("ingest", "extract"),
+    params=("clusters",),
+    outputs=("sweep.json", "cluster_labels.npy", "clusters_metrics.png", "cluster_sizes.png",
+             "cluster_examples.png", "largest_cluster.png"),
+    code=("pipeline.clusterfigs", "pipeline.figures", "pipeline.images", "pipeline.retrieval"),
+)

@@ -1,0 +1,40 @@
+"""Stage ``fidelity``: one table of how faithful every map is to the embedding space.
+
+Inputs: ``extract`` (embeddings), ``pca``, ``tsne``, ``umap``, ``parametric``. Params: ``fidelity``.
+For each map: trustworthiness (scikit-learn) and the share of each image's ``k`` nearest neighbours
+(Euclidean, in the embedding space) that are among its ``k`` nearest on the map. The parametric maps are
+judged separately on their training images and on the held-out images they never saw.
+Output: ``fidelity.json`` (the rows of the table).
+"""
+
+from __future__ import annotations
+
+from .quality import map_fidelity
+from .runner import Stage, StageContext
+
+
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.cfg.fidelity
+    embeddings = ctx.load_npy("extract", "embeddings.npy")
+    rows = []
+    for name, stage, file in (("PCA (2 components)", "pca", "pca.npy"), ("t-SNE", "tsne", "tsne.npy"),
+                              ("UMAP", "umap", "umap.npy")):
+        coords = ctx.load_npy(stage, file)[:, :2]
+        rows.append({"map": name, "split": "all", **map_fidelity(embeddings, coords, cfg.k, cfg.seed)})
+    parametric = ctx.summaries["parametric"]
+    for name, key in (("parametric UMAP", "param_umap"), ("t-SNE MLP", "tsne_mlp")):
+        for split in ("train", "heldout"):
+            rows.append({"map": name, "split": "held out" if split == "heldout" else "training (sample)",
+                         **parametric[key][split]})
+    ctx.save_json("fidelity.json", rows)
+    return {"k": cfg.k, "rows": rows}
+
+
+STAGE = Stage(
+    name="fidelity",
+    run=run,
+    deps=("extract", "pca", "tsne", "umap", "parametric"),
+    params=("fidelity",),
+    outputs=("fidelity.json",),
+    code=("pipeline.quality",),
+)

@@ -1,0 +1,114 @@
+"""Stage ``parametric``: a parametric UMAP and a t-SNE-approximating MLP, judged on images they never saw.
+
+Inputs: ``ingest`` (labels), ``extract`` (embeddings), ``tsne`` (the t-SNE of all images), ``umap``
+(its settings, and its time for comparison). Params: ``parametric``. Outputs: ``param_umap.npy`` and
+``tsne_mlp.npy`` (N, 2; every image projected by the trained network), ``heldout.npy`` (the held-out mask),
+the two networks' weights (``*.pt`` state dicts, read back with ``weights_only=True``) and ``heads.json``
+(their shapes), and the two maps with held-out images marked.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .runner import Stage, StageContext, StageError
+
+PROJECTION_DIMS = 50
+LAYERS = {"param_umap": 2, "tsne_mlp": 1}  # the t-SNE MLP is the seed's: in -> 256 -> ReLU -> 2
+
+
+def judge(embeddings, coords, heldout, k: int, seed: int) -> dict:
+    """Fidelity on held-out images and on as many training images (a seeded sample).
+
+    Both measures depend on how many points share the map, so the training side is sampled to the
+    held-out count: otherwise the comparison would favour whichever side has more points.
+    """
+    from .quality import map_fidelity
+
+    train = np.flatnonzero(~heldout)
+    sample = np.sort(np.random.default_rng(seed).choice(train, size=min(int(heldout.sum()), len(train)), replace=False))
+    return {"train": map_fidelity(embeddings[sample], coords[sample], k, seed),
+            "heldout": map_fidelity(embeddings[heldout], coords[heldout], k, seed)}
+
+
+def timed_projection(head, embeddings) -> tuple[np.ndarray, float]:
+    from .parametric import project
+
+    project(head, embeddings[:8])  # warm-up
+    started = time.perf_counter()
+    coords = project(head, embeddings)
+    return coords, (time.perf_counter() - started) / len(embeddings)
+
+
+def run(ctx: StageContext) -> dict:
+    import torch
+
+    from . import figures
+    from .parametric import (MapHead, holdout_split, pca_projection, train_tsne_regressor,
+                             train_umap_encoder)
+
+    cfg, k = ctx.cfg.parametric, ctx.cfg.fidelity.k
+    torch.use_deterministic_algorithms(True)
+    embeddings = ctx.load_npy("extract", "embeddings.npy")
+    tsne = ctx.load_npy("tsne", "tsne.npy")
+    labels = [record["label"] for record in ctx.load_json("ingest", "manifest.json")]
+    heldout = holdout_split(labels, cfg.holdout, cfg.seed)
+    train = embeddings[~heldout]
+    if heldout.sum() < 3 or len(train) < 5:
+        raise StageError(f"parametric maps need at least 5 training and 3 held-out images; got {len(train)} and "
+                         f"{int(heldout.sum())} (lower parametric.holdout or add images)")
+    centre, projection = pca_projection(train, PROJECTION_DIMS, cfg.seed)
+    n_neighbors = min(ctx.summaries["umap"]["n_neighbors"], len(train) - 1)
+
+    results, heads = {}, {}
+    for name in ("param_umap", "tsne_mlp"):
+        head = MapHead(projection, centre, cfg.hidden, LAYERS[name], seed=cfg.seed)
+        started = time.perf_counter()
+        if name == "param_umap":
+            history = train_umap_encoder(head, train, n_neighbors, ctx.cfg.umap.min_dist, cfg.umap_epochs,
+                                         cfg.edge_batch, cfg.negative_samples, cfg.learning_rate, cfg.seed)
+        else:
+            history = train_tsne_regressor(head, train, tsne[~heldout], cfg.tsne_epochs, cfg.batch_size,
+                                           cfg.learning_rate, cfg.seed)
+        train_seconds = time.perf_counter() - started
+        coords, seconds_per_image = timed_projection(head, embeddings)
+        ctx.save_npy(f"{name}.npy", coords)
+        torch.save(head.state_dict(), ctx.out_dir / f"{name}.pt")
+        heads[name] = {"layers": LAYERS[name], "hidden": cfg.hidden, "projection": list(projection.shape)}
+        refit = ctx.summaries["umap" if name == "param_umap" else "tsne"]["seconds"]
+        results[name] = {
+            **judge(embeddings, coords, heldout, k, ctx.cfg.fidelity.seed),
+            "train_seconds": round(train_seconds, 3),
+            "final_loss": round(history[-1], 5),
+            "ms_per_image": round(seconds_per_image * 1000, 5),
+            "refit_ms_per_image": round(refit / len(embeddings) * 1000, 4),
+            "speedup_vs_refit": round(refit / len(embeddings) / max(seconds_per_image, 1e-12), 1),
+        }
+    errors = np.linalg.norm(ctx.load_npy("tsne", "tsne.npy") - np.load(ctx.out_dir / "tsne_mlp.npy"), axis=1)
+    spread = float(np.sqrt((tsne ** 2).sum(axis=1).mean()))
+    results["tsne_mlp"]["error"] = {
+        split: {"rmse": round(float(np.sqrt((errors[mask] ** 2).mean())), 4),
+                "relative_rmse": round(float(np.sqrt((errors[mask] ** 2).mean()) / spread), 4)}
+        for split, mask in (("train", ~heldout), ("heldout", heldout))
+    }
+    ctx.save_npy("heldout.npy", heldout)
+    ctx.save_json("heads.json", heads)
+    for name, title in (("param_umap", "Parametric UMAP (PyTorch)"), ("tsne_mlp", "t-SNE approximated by an MLP")):
+        figures.scatter_by_label(np.load(ctx.out_dir / f"{name}.npy"), labels, title,
+                                 ctx.out_dir / f"{name}_map.png", highlight=heldout,
+                                 highlight_label="held out (never trained on)")
+    return {"heldout": int(heldout.sum()), "train": int(len(train)), "projection_dims": int(projection.shape[1]),
+            **results}
+
+
+STAGE = Stage(
+    name="parametric",
+    run=run,
+    deps=("ingest", "extract", "tsne", "umap"),
+    params=("parametric", "fidelity"),
+    outputs=("param_umap.npy", "tsne_mlp.npy", "heldout.npy", "param_umap.pt", "tsne_mlp.pt", "heads.json",
+             "param_umap_map.png", "tsne_mlp_map.png"),
+    code=("pipeline.parametric", "pipeline.quality", "pipeline.figures"),
+)

@@ -1,0 +1,172 @@
+"""Parametric maps in PyTorch: networks that map an embedding to a 2-D point, so new images land on the map.
+
+``MapHead`` = a fixed linear projection (PCA fitted on the training images, folded in as a layer) and an
+MLP. Two ways to train it:
+
+* ``train_umap_encoder``: the parametric-UMAP objective (Sainburg et al. 2021): umap-learn's fuzzy k-NN
+  graph of the training embeddings gives edge memberships; the low-dimensional membership of two points is
+  1 / (1 + a d^(2b)); edges sampled by weight are pulled together and random pairs (negative sampling)
+  pushed apart, by binary cross-entropy.
+* ``train_tsne_regressor``: the seed's MLP (in -> 256 -> ReLU -> 2), regressing t-SNE coordinates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class MapHead(nn.Module):
+    """embedding (B, D) -> point (B, 2): projection, standardisation, MLP, output scale."""
+
+    def __init__(self, projection: np.ndarray, centre: np.ndarray, hidden: int, layers: int, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)  # the initial weights are part of what the seed fixes
+        dims = projection.shape[1]
+        self.register_buffer("centre", torch.as_tensor(centre, dtype=torch.float32))
+        self.register_buffer("projection", torch.as_tensor(projection, dtype=torch.float32))
+        self.register_buffer("scale", torch.ones(2))
+        blocks: list[nn.Module] = []
+        width = dims
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        blocks.append(nn.Linear(width, 2))
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.from_projected(self.project(embedding))
+
+    def project(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The fixed part; training computes it once, not at every step."""
+        return (embedding - self.centre) @ self.projection
+
+    def from_projected(self, projected: torch.Tensor) -> torch.Tensor:
+        return self.net(projected) * self.scale
+
+
+def pca_projection(train: np.ndarray, dims: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(centre, D x d projection), fitted on training rows only, scaled so the first component has unit spread.
+
+    One scale for all components (not whitening): whitening would blow the low-variance, mostly-noise
+    components up to the size of the informative ones, and the network would then fit noise.
+    """
+    from sklearn.decomposition import PCA
+
+    dims = min(dims, *train.shape)
+    pca = PCA(n_components=dims, svd_solver="covariance_eigh", random_state=seed).fit(train.astype(np.float64))
+    projection = pca.components_.T / np.sqrt(pca.explained_variance_[0] + 1e-12)
+    return pca.mean_.astype(np.float32), projection.astype(np.float32)
+
+
+def umap_graph(train: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(heads, tails, weights) of umap-learn's fuzzy simplicial set on the training embeddings."""
+    from umap.umap_ import fuzzy_simplicial_set
+
+    graph, _, _ = fuzzy_simplicial_set(train, n_neighbors, np.random.RandomState(seed), "euclidean")
+    graph = graph.tocoo()
+    keep = graph.data > 0
+    return graph.row[keep], graph.col[keep], graph.data[keep].astype(np.float32)
+
+
+def umap_ab(min_dist: float) -> tuple[float, float]:
+    from umap.umap_ import find_ab_params
+
+    a, b = find_ab_params(1.0, min_dist)
+    return float(a), float(b)
+
+
+def umap_loss(points_a, points_b, negatives_a, negatives_b, a: float, b: float) -> torch.Tensor:
+    """Cross-entropy between graph memberships (1 for edges, 0 for random pairs) and map memberships."""
+    eps = 1e-4
+
+    def membership(x, y):
+        squared = ((x - y) ** 2).sum(dim=1)
+        return 1.0 / (1.0 + a * squared.clamp_min(1e-12) ** b)
+
+    attract = -torch.log(membership(points_a, points_b).clamp(eps, 1.0))
+    repel = -torch.log((1.0 - membership(negatives_a, negatives_b)).clamp(eps, 1.0))
+    return attract.mean() + repel.mean() * (negatives_a.shape[0] / max(points_a.shape[0], 1))
+
+
+def seeded(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def train_umap_encoder(head: MapHead, train: np.ndarray, n_neighbors: int, min_dist: float, epochs: int,
+                       batch_size: int, negatives: int, lr: float, seed: int) -> list[float]:
+    """Fit ``head`` with the UMAP objective; returns the loss per epoch."""
+    generator = seeded(seed)
+    heads, tails, weights = umap_graph(train, n_neighbors, seed)
+    a, b = umap_ab(min_dist)
+    with torch.no_grad():
+        x = head.project(torch.as_tensor(train, dtype=torch.float32))
+    probs = torch.as_tensor(weights / weights.sum())
+    heads_t, tails_t = torch.as_tensor(heads, dtype=torch.long), torch.as_tensor(tails, dtype=torch.long)
+    optimiser = torch.optim.Adam(head.parameters(), lr=lr)
+    steps = max(1, len(heads) // batch_size)
+    history = []
+    for _ in range(epochs):
+        total = 0.0
+        for _ in range(steps):
+            edges = torch.multinomial(probs, batch_size, replacement=True, generator=generator)
+            i, j = heads_t[edges], tails_t[edges]
+            neg_i = i.repeat(negatives)
+            neg_j = torch.randint(0, len(x), (len(neg_i),), generator=generator)
+            # Map each image once per step, however many pairs it is in.
+            rows, where = torch.unique(torch.cat([i, j, neg_j]), return_inverse=True)
+            points = head.from_projected(x[rows])
+            wi, wj, wn = where[: len(i)], where[len(i): 2 * len(i)], where[2 * len(i):]
+            loss = umap_loss(points[wi], points[wj], points[wi.repeat(negatives)], points[wn], a, b)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item()
+        history.append(total / steps)
+    return history
+
+
+def train_tsne_regressor(head: MapHead, train: np.ndarray, targets: np.ndarray, epochs: int, batch_size: int,
+                         lr: float, seed: int) -> list[float]:
+    """Fit ``head`` to reproduce ``targets`` (t-SNE coordinates) by mean squared error."""
+    generator = seeded(seed)
+    scale = float(np.sqrt((targets ** 2).sum(axis=1).mean()))  # train on unit-scale targets, map back
+    head.scale.fill_(scale)
+    with torch.no_grad():
+        x = head.project(torch.as_tensor(train, dtype=torch.float32))
+    y = torch.as_tensor(targets, dtype=torch.float32)
+    optimiser = torch.optim.Adam(head.parameters(), lr=lr)
+    history = []
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        total = 0.0
+        for start in range(0, len(x), batch_size):
+            batch = order[start:start + batch_size]
+            loss = (((head.from_projected(x[batch]) - y[batch]) / scale) ** 2).sum(dim=1).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+        history.append(total / len(x))
+    return history
+
+
+@torch.inference_mode()
+def project(head: MapHead, embeddings: np.ndarray) -> np.ndarray:
+    return head.eval()(torch.as_tensor(embeddings, dtype=torch.float32)).numpy()
+
+
+def holdout_split(labels: list[str], share: float, seed: int) -> np.ndarray:
+    """Boolean mask of held-out images: a seeded, per-label share (every label keeps training images)."""
+    rng = np.random.default_rng(seed)
+    labels_array = np.asarray(labels)
+    mask = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels_array):
+        members = np.flatnonzero(labels_array == label)
+        count = int(round(len(members) * share))
+        count = min(count, len(members) - 1)
+        if count > 0:
+            mask[rng.choice(members, size=count, replace=False)] = True
+    return mask

@@ -1,0 +1,56 @@
+"""How faithful a 2-D map is to the embedding space: small functions, testable alone.
+
+Both measures compare each point's neighbours in the embedding space with its neighbours on the map.
+On large sets they are computed on a seeded sample of points (the neighbours are still searched among all
+points for the neighbour share; trustworthiness needs full rank matrices, so it uses the sample alone).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE = 5000
+
+
+def sample_indices(n: int, limit: int, seed: int) -> np.ndarray:
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def nearest(points: np.ndarray, queries: np.ndarray, k: int, exclude_self: bool) -> np.ndarray:
+    """Indices of the k nearest points (Euclidean, exact, FAISS) for each query."""
+    import faiss
+
+    index = faiss.IndexFlatL2(points.shape[1])
+    index.add(np.ascontiguousarray(points, dtype=np.float32))
+    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), k + int(exclude_self))
+    return found[:, 1:] if exclude_self else found
+
+
+def neighbours_kept(high: np.ndarray, low: np.ndarray, k: int = 10, seed: int = 0) -> float:
+    """Mean share of each point's k nearest neighbours in ``high`` that are also among its k on ``low``."""
+    k = min(k, len(high) - 1)
+    if k < 1:
+        return float("nan")
+    picks = sample_indices(len(high), SAMPLE, seed)
+    high_nn = nearest(high, high[picks], k, exclude_self=True)
+    low_nn = nearest(low, low[picks], k, exclude_self=True)
+    shared = [len(np.intersect1d(a, b, assume_unique=True)) for a, b in zip(high_nn, low_nn)]
+    return float(np.mean(shared) / k)
+
+
+def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 10, seed: int = 0) -> float:
+    """scikit-learn's trustworthiness (1 = no false neighbours on the map), on a sample when N is large."""
+    from sklearn.manifold import trustworthiness as sk_trustworthiness
+
+    picks = sample_indices(len(high), SAMPLE, seed)
+    k = min(k, (len(picks) - 1) // 2)
+    if k < 1:
+        return float("nan")
+    return float(sk_trustworthiness(high[picks], low[picks], n_neighbors=k))
+
+
+def map_fidelity(high: np.ndarray, low: np.ndarray, k: int = 10, seed: int = 0) -> dict:
+    return {"trustworthiness": round(trustworthiness(high, low, k, seed), 4),
+            "neighbours_kept": round(neighbours_kept(high, low, k, seed), 4), "points": int(len(high))}

@@ -1,0 +1,80 @@
+"""Stage ``tsne``: openTSNE on the first 50 principal components, seeded.
+
+Inputs: ``ingest`` (labels), ``pca`` (PCA-50). Params: ``tsne``. Outputs: ``tsne.npy`` (N, 2) and the map.
+The seed's settings are the defaults: perplexity 30, 1,000 iterations (openTSNE splits them into 250
+early-exaggeration iterations and 750 more). ``method = "auto"`` picks openTSNE's Barnes-Hut gradient below
+``fft_from`` points and its FFT-interpolated gradient from there on, where FFT is the faster one.
+A perplexity too large for the set is lowered to (N - 1) / 3 and the run record says so.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from .runner import Stage, StageContext, StageError
+
+MIN_POINTS = 4
+
+
+def valid_perplexity(requested: float, n: int) -> tuple[float, str]:
+    """The perplexity to use for ``n`` points and, when it had to change, why."""
+    if n < MIN_POINTS:
+        raise StageError(f"t-SNE needs at least {MIN_POINTS} images, got {n}")
+    ceiling = (n - 1) / 3.0  # the neighbourhood is 3 * perplexity points; it must fit in the set
+    if requested > ceiling:
+        return ceiling, f"perplexity {requested:g} is too large for {n} images; lowered to {ceiling:.2f}"
+    if requested <= 0:
+        raise StageError(f"tsne.perplexity must be positive, got {requested:g}")
+    return float(requested), ""
+
+
+def gradient_method(method: str, n: int, fft_from: int) -> str:
+    if method == "auto":
+        return "fft" if n >= fft_from else "bh"
+    if method not in ("fft", "bh"):
+        raise StageError(f"tsne.method must be auto, fft or bh, got {method!r}")
+    return method
+
+
+def fit_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, seed: int, n_jobs: int):
+    """openTSNE embedding of ``points``; returns the fitted ``TSNEEmbedding`` (it can place new points)."""
+    from openTSNE import TSNE
+
+    exaggeration_iter = min(250, n_iter // 4)
+    tsne = TSNE(n_components=2, perplexity=perplexity, n_iter=n_iter - exaggeration_iter,
+                early_exaggeration_iter=exaggeration_iter, negative_gradient_method=method,
+                random_state=seed, n_jobs=n_jobs, initialization="pca", verbose=False)
+    return tsne.fit(np.ascontiguousarray(points, dtype=np.float64))
+
+
+def run(ctx: StageContext) -> dict:
+    from . import figures
+
+    cfg = ctx.cfg.tsne
+    points = ctx.load_npy("pca", "pca.npy")
+    labels = [record["label"] for record in ctx.load_json("ingest", "manifest.json")]
+    perplexity, note = valid_perplexity(cfg.perplexity, len(points))
+    method = gradient_method(cfg.method, len(points), cfg.fft_from)
+    started = time.perf_counter()
+    embedding = fit_tsne(points, perplexity, cfg.n_iter, method, cfg.seed, cfg.n_jobs or os.cpu_count() or 1)
+    seconds = time.perf_counter() - started
+    coords = np.asarray(embedding, dtype=np.float32)
+    ctx.save_npy("tsne.npy", coords)
+    figures.scatter_by_label(coords, labels, f"t-SNE (perplexity {perplexity:g}, {cfg.n_iter} iterations)",
+                             ctx.out_dir / "tsne_map.png")
+    return {"perplexity": round(perplexity, 3), "requested_perplexity": cfg.perplexity, "adjustment": note,
+            "n_iter": cfg.n_iter, "method": method, "input_dims": int(points.shape[1]),
+            "kl_divergence": round(float(embedding.kl_divergence), 4), "seconds": round(seconds, 3)}
+
+
+STAGE = Stage(
+    name="tsne",
+    run=run,
+    deps=("ingest", "pca"),
+    params=("tsne",),
+    outputs=("tsne.npy", "tsne_map.png"),
+    code=("pipeline.figures",),
+)

@@ -1,0 +1,129 @@
+"""Each analysis on small real data: guards, determinism and quality, stage by stage."""
+
+import numpy as np
+import pytest
+
+from pipeline import clusters, parametric, patches, quality, retrieval, tsne, umap_map
+from pipeline.runner import StageError
+
+
+def test_tsne_perplexity_guard():
+    assert tsne.valid_perplexity(30, 1000) == (30.0, "")
+    value, note = tsne.valid_perplexity(30, 40)
+    assert value == pytest.approx(13.0) and "lowered" in note
+    with pytest.raises(StageError, match="at least 4 images"):
+        tsne.valid_perplexity(30, 3)
+
+
+def test_tsne_is_deterministic_and_trustworthy(pixel_features):
+    x, _ = pixel_features
+    first = np.asarray(tsne.fit_tsne(x, 30, 1000, "bh", seed=0, n_jobs=2))
+    second = np.asarray(tsne.fit_tsne(x, 30, 1000, "bh", seed=0, n_jobs=2))
+    assert np.array_equal(first, second)
+    assert quality.trustworthiness(x, first) >= 0.9
+    fft = np.asarray(tsne.fit_tsne(x, 30, 1000, "fft", seed=0, n_jobs=2))
+    assert quality.trustworthiness(x, fft) >= 0.9
+    tiny = np.asarray(tsne.fit_tsne(x[:10], tsne.valid_perplexity(30, 10)[0], 300, "bh", 0, 1))
+    assert tiny.shape == (10, 2) and np.isfinite(tiny).all()
+
+
+def test_umap_guard_and_determinism(pixel_features):
+    x, _ = pixel_features
+    assert umap_map.valid_neighbours(15, 10) == (9, "n_neighbors 15 is too large for 10 images; lowered to 9")
+    with pytest.raises(StageError):
+        umap_map.valid_neighbours(15, 2)
+    a = umap_map.fit_umap(x[:200], 15, 0.1, seed=0)
+    b = umap_map.fit_umap(x[:200], 15, 0.1, seed=0)
+    assert np.array_equal(a, b)
+    assert quality.trustworthiness(x[:200], a) >= 0.85
+
+
+def test_parametric_maps_generalise_and_repeat(pixel_features):
+    x, labels = pixel_features
+    held = parametric.holdout_split([str(v) for v in labels], 0.2, seed=0)
+    assert held.sum() == 100 and all(held[labels == c].sum() == 10 for c in range(10))
+    centre, projection = parametric.pca_projection(x[~held], 50, 0)
+    coords = []
+    for _ in range(2):
+        head = parametric.MapHead(projection, centre, 64, 2)
+        parametric.train_umap_encoder(head, x[~held], 15, 0.1, epochs=60, batch_size=1024, negatives=5, lr=1e-3, seed=0)
+        coords.append(parametric.project(head, x))
+    assert np.array_equal(coords[0], coords[1])
+    sample = np.flatnonzero(~held)[:100]
+    train_t = quality.trustworthiness(x[sample], coords[0][sample])
+    held_t = quality.trustworthiness(x[held], coords[0][held])
+    assert train_t > 0.8 and held_t >= train_t - 0.05
+
+
+def test_tsne_regressor_fits_its_targets(pixel_features):
+    x, _ = pixel_features
+    targets = x[:, :2] * 3.0  # a map the network can represent exactly (linear in its input)
+    centre, projection = parametric.pca_projection(x, 50, 0)
+    head = parametric.MapHead(projection, centre, 64, 1)
+    history = parametric.train_tsne_regressor(head, x, targets, epochs=200, batch_size=128, lr=1e-3, seed=0)
+    assert history[-1] < 0.05 * history[0]
+    predicted = parametric.project(head, x)
+    assert np.sqrt(((predicted - targets) ** 2).sum(1).mean()) < 0.25 * np.sqrt((targets ** 2).sum(1).mean())
+
+
+def test_k_grid_guards():
+    ks, note = clusters.k_grid(2000, 2, 0, 15)
+    assert ks[0] == 2 and ks[-1] == 89 and len(ks) == 15 and note == ""
+    ks, note = clusters.k_grid(5, 2, 300, 15)
+    assert ks == [2, 3, 4] and "lowered to 4" in note
+    with pytest.raises(StageError, match="at least 3 images"):
+        clusters.k_grid(2, 2, 0, 15)
+
+
+def test_kneedle_and_choice():
+    ks = [2, 4, 6, 8, 10, 12]
+    sse = [100, 30, 25, 21, 18, 15]
+    assert clusters.kneedle(ks, sse) == 4
+    k, reason = clusters.choose_k(ks, [0.1, 0.5, 0.3, 0.2, 0.2, 0.1], [2.0, 0.8, 1.0, 1.2, 1.3, 1.5], elbow=4)
+    assert k == 4 and reason.startswith("all three agree")
+    k, reason = clusters.choose_k(ks, [0.1, 0.2, 0.5, 0.2, 0.2, 0.1], [2.0, 0.8, 0.7, 1.2, 1.3, 1.5], elbow=4)
+    assert k == 6 and "silhouette and Davies-Bouldin agree" in reason
+
+
+def test_sweep_is_deterministic_and_finds_the_classes(pixel_features):
+    x, labels = pixel_features
+    from sklearn.metrics import adjusted_rand_score
+
+    prepared = clusters.prepare(x, 20, 0)
+    a = clusters.sweep(prepared, [5, 10, 15], n_init=2, sample=5000, seed=0)
+    b = clusters.sweep(prepared, [5, 10, 15], n_init=2, sample=5000, seed=0)
+    assert a["sse"] == b["sse"] and all(np.array_equal(a["labels"][k], b["labels"][k]) for k in (5, 10, 15))
+    assert a["sse"][0] > a["sse"][1] > a["sse"][2]
+    assert adjusted_rand_score(labels, a["labels"][10]) > 0.25
+
+
+def test_single_class_and_identical_images_do_not_crash():
+    same = np.ones((6, 8), np.float32)
+    rows = clusters.sweep(same, [2, 3], n_init=1, sample=100, seed=0)
+    assert np.isnan(rows["silhouette"]).all()
+    k, _ = clusters.choose_k(rows["k"], rows["silhouette"], rows["davies_bouldin"], elbow=2)
+    assert k in (2, 3)
+
+
+def test_patch_foreground_is_the_smaller_part():
+    rng = np.random.default_rng(0)
+    tokens = rng.normal(0, 0.1, size=(2, 8, 8, 16))
+    tokens[:, 2:4, 2:5, :] += 3.0  # a small, distinct object
+    maps = patches.patch_maps(tokens, threshold=0.6)
+    assert maps["rgb"].shape == (2, 8, 8, 3) and maps["raw"].shape == (2, 8, 8, 3)
+    assert maps["masks"][:, 2:4, 2:5].all() and maps["masks"].sum() == 12
+    assert (maps["rgb"][~maps["masks"]] == 0).all(), "background is black"
+    flipped = patches.patch_maps(-tokens, threshold=0.6)
+    assert np.array_equal(flipped["masks"], maps["masks"]), "the sign of the component does not matter"
+
+
+def test_retrieval_excludes_self_and_beats_chance(pixel_features):
+    x, labels = pixel_features
+    neighbours, scores = retrieval.cosine_neighbours(x, 5)
+    assert neighbours.shape == (len(x), 5)
+    assert not (neighbours == np.arange(len(x))[:, None]).any()
+    assert (np.diff(scores, axis=1) <= 1e-6).all(), "sorted by similarity"
+    assert retrieval.precision_at_k(neighbours, labels) > 0.5
+    accuracy, folds = retrieval.knn_accuracy(x, labels, 5, 5, 0)
+    assert folds == 5 and accuracy > 0.6
+    assert np.isnan(retrieval.knn_accuracy(x[:3], np.array([0, 1, 2]), 1, 5, 0)[0])
