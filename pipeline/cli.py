@@ -66,8 +66,10 @@ def check_paths(cfg: Config) -> None:
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(message)s",
+    """Our progress at INFO; libraries (faiss, openTSNE, numba) only when they warn, unless --verbose."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 @click.group()

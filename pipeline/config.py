@@ -156,6 +156,15 @@ class ExportConfig:
 
 
 @dataclass
+class GalleryConfig:
+    """The report's interactive map: thumbnails shown on hover."""
+
+    thumb: int = 48
+    max_points: int = 5000
+    seed: int = 0
+
+
+@dataclass
 class FidelityConfig:
     """How faithful each map is: trustworthiness and neighbours kept, with this many neighbours."""
 
@@ -183,6 +192,7 @@ class Config:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
+    gallery: GalleryConfig = field(default_factory=GalleryConfig)
 
     def section(self, name: str) -> dict:
         """A section (or top-level key) as plain JSON-able data, for cache keys and the run record."""

@@ -96,19 +96,17 @@ def run(ctx: StageContext) -> dict:
     import torch
 
     from . import backbone as backbones
+    from .extract import spread_indices
     from .features import preprocess_for
+    from .images import read_rgb
     from .parametric import MapHead
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = ctx.cfg.export
     choice = backbones.resolve(ctx.cfg.backbone)
     model = backbones.build(choice, seed=ctx.cfg.extract.seed)
     prep = preprocess_for(model, ctx.cfg)
     manifest = ctx.load_json("ingest", "manifest.json")
     root = Path(ctx.summaries["ingest"]["folder"])
-    from .extract import spread_indices
-    from .images import read_rgb
-
     picks = spread_indices(len(manifest), min(cfg.check_images, cfg.batch_size * 4))[: cfg.batch_size]
     batch = np.stack([prep.resize(read_rgb(root / manifest[i]["path"])) for i in picks])
     images = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255.0)

@@ -86,7 +86,7 @@ def run(ctx: StageContext) -> dict:
             "refit_ms_per_image": round(refit / len(embeddings) * 1000, 4),
             "speedup_vs_refit": round(refit / len(embeddings) / max(seconds_per_image, 1e-12), 1),
         }
-    errors = np.linalg.norm(ctx.load_npy("tsne", "tsne.npy") - np.load(ctx.out_dir / "tsne_mlp.npy"), axis=1)
+    errors = np.linalg.norm(tsne - np.load(ctx.out_dir / "tsne_mlp.npy"), axis=1)
     spread = float(np.sqrt((tsne ** 2).sum(axis=1).mean()))
     results["tsne_mlp"]["error"] = {
         split: {"rmse": round(float(np.sqrt((errors[mask] ** 2).mean())), 4),

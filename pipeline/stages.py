@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from . import clusters, export, extract, fidelity, ingest, paramaps, patches, pca, retrieval, tsne, umap_map
+from . import clusters, export, extract, fidelity, gallery, ingest, paramaps, patches, pca, retrieval, tsne, umap_map
 from .runner import Stage
 
 STAGES: list[Stage] = [
     ingest.STAGE, extract.STAGE, pca.STAGE, tsne.STAGE, umap_map.STAGE, paramaps.STAGE, clusters.STAGE,
-    patches.STAGE, retrieval.STAGE, export.STAGE, fidelity.STAGE,
+    patches.STAGE, retrieval.STAGE, export.STAGE, fidelity.STAGE, gallery.STAGE,
 ]

@@ -8,6 +8,7 @@ for the report (autoescape), and for the deck HTML plus Vue's ``{{`` (Slidev com
 from __future__ import annotations
 
 import html
+import json
 import shutil
 from pathlib import Path
 
@@ -45,11 +46,15 @@ def copy_figures(record: dict, dest: Path) -> dict[str, str]:
     names = {}
     for stage in record["stages"].values():
         for figure in sorted(Path(stage["dir"]).glob("*.png")):
-            target = dest / figure.name
-            if not target.exists() or target.read_bytes() != figure.read_bytes():
-                shutil.copyfile(figure, target)
+            copy_if_changed(figure, dest / figure.name)
             names[figure.stem] = figure.name
     return names
+
+
+def copy_if_changed(source: Path, target: Path) -> None:
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
 
 
 def write_if_changed(path: Path, text: str) -> None:
@@ -74,6 +79,10 @@ def render_deck(cfg: Config, record: dict, slides_dir: Path) -> Path:
 def render_report(cfg: Config, record: dict, report_dir: Path) -> Path:
     names = copy_figures(record, report_dir / "figures")
     context = deck_context(cfg, record, {stem: f"figures/{name}" for stem, name in names.items()})
+    gallery = Path(record["stages"]["gallery"]["dir"])
+    copy_if_changed(gallery / "thumbs.jpg", report_dir / "figures" / "thumbs.jpg")
+    context["gallery"] = json.loads((gallery / "points.json").read_text(encoding="utf-8"))
+    context["gallery_summary"] = record["summaries"]["gallery"]
     text = environment(autoescape=True).get_template("report.html.j2").render(**context)
     target = report_dir / "index.html"
     write_if_changed(target, text)

@@ -75,6 +75,19 @@ def test_deck_numbers_come_from_the_run(run_dirs):
     assert rec["summaries"]["ingest"]["skipped"] == 1
 
 
+def test_report_has_an_offline_interactive_map(run_dirs):
+    out, _, _ = run_dirs
+    report = (out / "report" / "index.html").read_text()
+    payload = re.search(r'<script type="application/json" id="points">(.*?)</script>', report, re.S).group(1)
+    points = json.loads(payload)
+    assert len(points["points"]) == 300 and {"tsne", "umap", "label", "name", "tile"} <= set(points["points"][0])
+    sprite = out / "report" / "figures" / "thumbs.jpg"
+    import cv2
+    assert cv2.imread(str(sprite)).shape[0] >= points["thumb"] * (300 // points["columns"])
+    for src in re.findall(r'src="([^"]+)"', report):
+        assert not src.startswith(("http:", "https:", "/")) and (out / "report" / src).is_file(), src
+
+
 def test_hostile_file_names_reach_neither_deck_nor_report_raw(run_dirs):
     out, slides, _ = run_dirs
     deck = (slides / "slides.md").read_text()
