@@ -7,12 +7,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EMBDECK := $(VENV)/bin/embdeck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := dataset-fashion-mnist
+DEBIAN_PACKAGES := dataset-fashion-mnist chromium poppler-utils
 IMAGES ?=
 ARGS ?=
 NPX := npx --no-install
 
-.PHONY: deck test install install-system slides run status bench clean distclean
+DECK_BASE ?= /
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: deck test install install-system slides run status bench clean distclean check-render
 
 ## Install --------------------------------------------------------------------------------------------------
 install: install-system $(VENV)/.installed node_modules/.installed
@@ -38,12 +41,25 @@ node_modules/.installed: package.json package-lock.json .npmrc
 ## Use ------------------------------------------------------------------------------------------------------
 deck: install
 	$(EMBDECK) deck $(if $(IMAGES),--images "$(IMAGES)") $(ARGS)
-	@$(MAKE) --no-print-directory slides/dist/index.html
-	@echo "built deck: slides/dist/index.html  (present it: make slides)"
+	@$(MAKE) --no-print-directory slides/dist/index.html slides/deck.pdf
+	@echo "static deck: slides/dist/index.html (present it: make slides)"
+	@echo "PDF: slides/deck.pdf"
 
-slides/dist/index.html: slides/slides.md $(wildcard slides/public/figures/*)
-	JITI_FS_CACHE=false $(NPX) slidev build slides/slides.md --out dist >/dev/null
+# Built only when the deck or its figures changed (embdeck leaves identical files untouched).
+slides/dist/index.html: slides/slides.md $(wildcard slides/public/figures/*) slides/.base-$(subst /,_,$(DECK_BASE))
+	JITI_FS_CACHE=false $(NPX) slidev build slides/slides.md --out dist --base $(DECK_BASE) >/dev/null
 	@touch $@
+
+slides/.base-%:
+	@rm -f slides/.base-* && touch $@
+
+slides/deck.pdf: slides/slides.md $(wildcard slides/public/figures/*)
+	JITI_FS_CACHE=false $(NPX) slidev export slides/slides.md --output slides/deck.pdf \
+	  --executable-path $(CHROMIUM) --timeout 120000 >/dev/null
+
+# The built deck and the report in headless Chromium, and the PDF's pages; screenshots in out/check-render/.
+check-render: deck
+	$(PY) tests/browser/check_render.py --out out --slides slides
 
 slides: node_modules/.installed
 	$(NPX) slidev slides/slides.md

@@ -95,6 +95,8 @@ def run_pipeline(cfg: Config, only: str | None, force: bool) -> dict:
     write_record(runner.root / "run.json", record)
     ran = [name for name, stage in result["stages"].items() if stage["state"] == "ran"]
     click.echo(f"ran: {', '.join(ran) or 'nothing (all cached)'}; run record: {runner.root / 'run.json'}", err=True)
+    for name, reason in record["not_run"].items():
+        click.echo(f"not run: {name}: {reason}", err=True)
     return record
 
 
@@ -105,7 +107,7 @@ def publish_models(result: dict, root: Path) -> None:
     from .export import REPOSITORY
 
     export = result["stages"].get("export")
-    if export is None:
+    if export is None or "dir" not in export:
         return
     source, target = Path(export["dir"]) / REPOSITORY, root / REPOSITORY
     staging = root / f".{REPOSITORY}.tmp"

@@ -112,10 +112,12 @@ def run(ctx: StageContext) -> dict:
     images = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255.0)
     FeatureExtractor, ImageToPoint = wrappers()
     extractor = FeatureExtractor(model, prep.mean, prep.std).eval()
-    heads_info = ctx.load_json("parametric", "heads.json")
     dims = int(ctx.summaries["extract"]["embedding_dim"])
     models = {"dino_model": (extractor, dims)}
+    heads_info = ctx.load_json("parametric", "heads.json") if "parametric" in ctx.upstream else {}
     for name, folder in (("tsne_mlp", "tsne_map"), ("param_umap", "umap_map")):
+        if name not in heads_info:
+            continue
         info = heads_info[name]
         head = MapHead(np.zeros(info["projection"], np.float32), np.zeros(info["projection"][0], np.float32),
                        info["hidden"], info["layers"])
@@ -151,7 +153,7 @@ STAGE = Stage(
     run=run,
     deps=("ingest", "extract", "parametric"),
     params=("export", "backbone"),
-    outputs=(f"{REPOSITORY}/dino_model/1/model.pt", f"{REPOSITORY}/dino_model/config.pbtxt",
-             f"{REPOSITORY}/tsne_map/1/model.pt", f"{REPOSITORY}/umap_map/1/model.pt", "check_images.npy"),
+    optional=("parametric",),  # without the map heads, the feature extractor is still exported
+    outputs=(f"{REPOSITORY}/dino_model/1/model.pt", f"{REPOSITORY}/dino_model/config.pbtxt", "check_images.npy"),
     code=("pipeline.backbone", "pipeline.features", "pipeline.parametric"),
 )

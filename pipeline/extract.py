@@ -116,6 +116,7 @@ STAGE = Stage(
     deps=("ingest",),
     params=("backbone", "extract"),
     outputs=("embeddings.npy", "patch_mean.npy", "patch_tokens.npy", "patch_images.json"),
+    essential=True,
     fingerprint=fingerprint,
     code=("pipeline.backbone", "pipeline.features", "pipeline.images"),
 )

@@ -19,21 +19,26 @@ def run(ctx: StageContext) -> dict:
     rows = []
     for name, stage, file in (("PCA (2 components)", "pca", "pca.npy"), ("t-SNE", "tsne", "tsne.npy"),
                               ("UMAP", "umap", "umap.npy")):
+        if stage not in ctx.upstream:
+            continue
         coords = ctx.load_npy(stage, file)[:, :2]
         rows.append({"map": name, "split": "all", **map_fidelity(embeddings, coords, cfg.k, cfg.seed)})
-    parametric = ctx.summaries["parametric"]
+    parametric = ctx.summaries.get("parametric", {})
     for name, key in (("parametric UMAP", "param_umap"), ("t-SNE MLP", "tsne_mlp")):
+        if key not in parametric:
+            continue
         for split in ("train", "heldout"):
             rows.append({"map": name, "split": "held out" if split == "heldout" else "training (sample)",
                          **parametric[key][split]})
     ctx.save_json("fidelity.json", rows)
-    return {"k": cfg.k, "rows": rows}
+    return {"k": cfg.k, "rows": rows, "trust": {r["map"]: r["trustworthiness"] for r in rows if r["split"] == "all"}}
 
 
 STAGE = Stage(
     name="fidelity",
     run=run,
     deps=("extract", "pca", "tsne", "umap", "parametric"),
+    optional=("tsne", "umap", "parametric"),
     params=("fidelity",),
     outputs=("fidelity.json",),
     code=("pipeline.quality",),

@@ -135,6 +135,7 @@ STAGE = Stage(
     run=run,
     params=("ingest",),
     outputs=("manifest.json", "skipped.json"),
+    essential=True,
     fingerprint=folder_listing,
     code=("pipeline.images",),
 )

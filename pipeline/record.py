@@ -28,7 +28,7 @@ def build_record(cfg: Config, result: dict, seconds: float) -> dict:
     ingest = summaries.get("ingest", {})
     extract = summaries.get("extract", {})
     return {
-        "computed_at": max((stage["finished_at"] for stage in result["stages"].values()), default=""),
+        "computed_at": max((stage.get("finished_at", "") for stage in result["stages"].values()), default=""),
         "run_id": cfg.digest()[:8] + "-" + ingest.get("manifest_hash", "")[:8],
         "config": cfg.to_dict(),
         "config_hash": cfg.digest(),
@@ -38,6 +38,7 @@ def build_record(cfg: Config, result: dict, seconds: float) -> dict:
         "versions": versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
         "stages": result["stages"],
+        "not_run": {name: stage["reason"] for name, stage in result["stages"].items() if "reason" in stage},
         "summaries": summaries,
         "pipeline_seconds": round(seconds, 3),
     }

@@ -48,6 +48,8 @@ class Stage:
     outputs: tuple[str, ...] = ()
     fingerprint: Callable[[Config], dict] | None = None
     code: tuple[str, ...] = ()  # other modules (dotted names) whose source shapes this stage's numbers
+    essential: bool = False  # its failure stops the run; any other stage's failure is reported and skipped
+    optional: tuple[str, ...] = ()  # deps it can do without (it checks ``ctx.upstream``) when they could not run
 
 
 @dataclass
@@ -207,14 +209,29 @@ class Runner:
         dirs: dict[str, Path] = {}
         for name in wanted:
             stage = self.stages[name]
-            record = self.key_record(stage, {dep: output_hashes[dep] for dep in stage.deps})
+            blocked = [dep for dep in stage.deps if dep not in output_hashes and dep not in stage.optional]
+            if blocked:
+                results[name] = {"state": "skipped", "reason": f"needs {blocked[0]}, which could not run"}
+                log.warning("%-8s skipped: %s", name, results[name]["reason"])
+                continue
+            present = [dep for dep in stage.deps if dep in output_hashes]
+            record = self.key_record(stage, {dep: output_hashes.get(dep, "absent") for dep in stage.deps})
             key = hash_json(record)
             meta = self.finished_meta(name, key)
             rerun = force and (only is None or name == only)
             if meta is None or rerun:
-                ctx = StageContext(self.cfg, Path(), {d: dirs[d] for d in stage.deps},
-                                   {d: summaries[d] for d in stage.deps}, self.fingerprint(stage))
-                meta = self.execute(stage, key, record, ctx)
+                ctx = StageContext(self.cfg, Path(), {d: dirs[d] for d in present},
+                                   {d: summaries[d] for d in present}, self.fingerprint(stage))
+                try:
+                    meta = self.execute(stage, key, record, ctx)
+                except Exception as exc:  # noqa: BLE001 - an analysis that fails must not take the deck with it
+                    if stage.essential:
+                        raise
+                    reason = str(exc) if isinstance(exc, StageError) else f"{type(exc).__name__}: {exc}"
+                    results[name] = {"state": "failed", "reason": reason}
+                    log.warning("%-8s could not run: %s", name, reason)
+                    log.debug("%s failed", name, exc_info=True)
+                    continue
                 state = "ran"
             else:
                 state = "cached"

@@ -8,6 +8,10 @@ from pathlib import Path
 from pipeline.config import Config
 
 
+# Stages whose slides say why they are missing when they could not run (too few images, say).
+ANALYSES = ("pca", "tsne", "umap", "parametric", "clusters", "patches", "retrieval", "export", "fidelity")
+
+
 def dataset_name(cfg: Config, folder: str) -> str:
     return "Fashion-MNIST test split (demo subset)" if not cfg.images else Path(folder).name
 
@@ -15,7 +19,7 @@ def dataset_name(cfg: Config, folder: str) -> str:
 def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
     """Everything a template may print; a template asking for anything else fails (StrictUndefined)."""
     summaries = record["summaries"]
-    ingest, extract, pca = summaries["ingest"], summaries["extract"], summaries["pca"]
+    ingest, extract = summaries["ingest"], summaries["extract"]
     backbone = extract["backbone"]
     stages = record["stages"]
     return {
@@ -37,19 +41,14 @@ def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
         },
         "extract": extract,
         "embedding_shape": f"({extract['images']}, {extract['embedding_dim']})",
-        "pca": pca,
-        "tsne": summaries["tsne"],
-        "umap": summaries["umap"],
-        "parametric": summaries["parametric"],
-        "clusters": summaries["clusters"],
-        "sweep": json.loads((Path(stages["clusters"]["dir"]) / "sweep.json").read_text(encoding="utf-8")),
-        "patches": summaries["patches"],
-        "retrieval": summaries["retrieval"],
-        "export": summaries["export"],
-        "fidelity": summaries["fidelity"],
+        **{name: summaries.get(name) for name in ANALYSES},
+        "sweep": (json.loads((Path(stages["clusters"]["dir"]) / "sweep.json").read_text(encoding="utf-8"))
+                  if "clusters" in summaries else {}),
+        "gallery_summary": summaries.get("gallery"),
+        "not_run": record.get("not_run", {}),
         "figures": figures,
-        "timings": {name: stage["seconds"] for name, stage in stages.items()},
-        "total_seconds": round(sum(stage["seconds"] for stage in stages.values()), 1),
+        "timings": {name: stage["seconds"] for name, stage in stages.items() if "seconds" in stage},
+        "total_seconds": round(sum(stage.get("seconds", 0) for stage in stages.values()), 1),
         "config_hash": record["config_hash"][:12],
         "manifest_hash": record["input"]["manifest_hash"][:12],
         "versions": record["versions"],

@@ -45,6 +45,8 @@ def copy_figures(record: dict, dest: Path) -> dict[str, str]:
     dest.mkdir(parents=True, exist_ok=True)
     names = {}
     for stage in record["stages"].values():
+        if "dir" not in stage:
+            continue
         for figure in sorted(Path(stage["dir"]).glob("*.png")):
             copy_if_changed(figure, dest / figure.name)
             names[figure.stem] = figure.name
@@ -79,10 +81,11 @@ def render_deck(cfg: Config, record: dict, slides_dir: Path) -> Path:
 def render_report(cfg: Config, record: dict, report_dir: Path) -> Path:
     names = copy_figures(record, report_dir / "figures")
     context = deck_context(cfg, record, {stem: f"figures/{name}" for stem, name in names.items()})
-    gallery = Path(record["stages"]["gallery"]["dir"])
-    copy_if_changed(gallery / "thumbs.jpg", report_dir / "figures" / "thumbs.jpg")
-    context["gallery"] = json.loads((gallery / "points.json").read_text(encoding="utf-8"))
-    context["gallery_summary"] = record["summaries"]["gallery"]
+    context["gallery"] = None
+    if context["gallery_summary"]:
+        gallery = Path(record["stages"]["gallery"]["dir"])
+        copy_if_changed(gallery / "thumbs.jpg", report_dir / "figures" / "thumbs.jpg")
+        context["gallery"] = json.loads((gallery / "points.json").read_text(encoding="utf-8"))
     text = environment(autoescape=True).get_template("report.html.j2").render(**context)
     target = report_dir / "index.html"
     write_if_changed(target, text)

@@ -185,3 +185,22 @@ np.save({str(tmp_path / "got.npy")!r}, model(batch).detach().numpy())
     got = np.load(tmp_path / "got.npy")
     want = np.load(next(out.glob("cache/extract/*/embeddings.npy")))[picks]
     assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+
+
+def test_a_set_too_small_for_some_analyses_still_makes_a_deck(tmp_path, small_set):
+    """3 images: t-SNE cannot run (and what needs it is skipped); the deck says why instead of failing."""
+    images = tmp_path / "images"
+    for label in ("Bag", "Coat"):
+        (images / label).mkdir(parents=True)
+    picks = [sorted((small_set / "Bag").iterdir())[0], *sorted((small_set / "Coat").iterdir())[:2]]
+    for path in picks:
+        shutil.copy(path, images / path.parent.name / path.name)
+    out, slides = tmp_path / "out", tmp_path / "slides"
+    invoke("deck", "--images", str(images), "--out", str(out), "--set", f"slides={slides}")
+    rec = record(out)
+    assert rec["not_run"]["tsne"] == "t-SNE needs at least 4 images, got 3"
+    assert rec["not_run"]["parametric"] == "needs tsne, which could not run"
+    assert rec["stages"]["export"]["state"] == "ran", "the feature extractor is exported without the map heads"
+    deck = (slides / "slides.md").read_text()
+    assert "could not run on this image set: t-SNE needs at least 4 images, got 3" in deck
+    assert "**3 images**" in deck
