@@ -14,6 +14,7 @@ DPI = 150
 plt.rcParams.update({
     "figure.dpi": DPI, "savefig.dpi": DPI, "font.size": 10, "axes.spines.top": False,
     "axes.spines.right": False, "axes.titleweight": "bold", "svg.hashsalt": "embdeck",
+    "text.parse_math": False,  # file names and labels are shown as written, "$" included
 })
 
 

@@ -43,6 +43,8 @@ def run_dirs(tmp_path_factory, medium_set):
     images, out, slides = base / "images", base / "out", base / "slides"
     shutil.copytree(medium_set, images)
     (images / "Bag" / f"{HOSTILE}.png").write_text("not an image")
+    first = sorted((images / "Coat").iterdir())[0]
+    first.rename(first.with_name(f"{HOSTILE} $x$.png"))  # a real image with a hostile name
     before = folder_digest(images)
     opts = ["--images", str(images), "--out", str(out), "--set", f"slides={slides}"]
     invoke("deck", *opts)
@@ -95,6 +97,10 @@ def test_hostile_file_names_reach_neither_deck_nor_report_raw(run_dirs):
     assert "<img src=x" not in deck and "<img src=x" not in report
     assert "&lt;img src=x onerror=alert(1)&gt;&#123;&#123; 7&#42;7 &#125;&#125;" in deck
     assert "&lt;img src=x onerror=alert(1)&gt;{{ 7*7 }}" in report
+    payload = re.search(r'<script type="application/json" id="points">(.*?)</script>', report, re.S).group(1)
+    assert "<img" not in payload and "</script" not in payload.lower()
+    names = [p["name"] for p in json.loads(payload)["points"]]
+    assert f"Coat/{HOSTILE} $x$.png" in names, "shown literally in the hover text (set with textContent)"
 
 
 def test_rerun_recomputes_nothing_and_pca_change_reruns_only_pca(run_dirs):
