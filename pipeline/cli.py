@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,6 +15,9 @@ import click
 from .config import Config, ConfigError, load_config
 
 log = logging.getLogger("embdeck")
+
+
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class UserError(click.ClickException):
@@ -52,6 +57,9 @@ class user_errors:
 
         if exc is not None and isinstance(exc, (ConfigError, StageError, DemoDataError)):
             raise UserError(str(exc)) from None
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:
+            raise UserError(f"cannot write {exc.filename or 'the output'}: {exc.strerror} "
+                            "(free some space or choose another --out); finished stages are kept") from None
         return False
 
 
@@ -63,6 +71,13 @@ def check_paths(cfg: Config) -> None:
             raise ConfigError(f"image folder not found: {images}")
         if out == images or images in out.parents:
             raise ConfigError(f"the output folder {out} is inside the image folder {images}; choose --out elsewhere")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"the output folder {out} is not writable: {exc.strerror}; choose --out elsewhere") from None
 
 
 def setup_logging(verbose: bool) -> None:

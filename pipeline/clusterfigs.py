@@ -17,7 +17,7 @@ def draw_metrics(sweeps: dict, choices: dict, variant: str, path: Path, identica
         for name, rows in sweeps.items():
             values = np.asarray(rows[key], float)
             if key == "sse":
-                values = values / values.max()
+                values = values / max(values.max(), 1e-12)
             style = "--" if identical and name == "mean of patch tokens" else "-"
             ax.plot(rows["k"], values, style, marker="o", markersize=3, linewidth=2 if name == variant else 1.2,
                     label=name)

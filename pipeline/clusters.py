@@ -131,10 +131,10 @@ def run(ctx: StageContext) -> dict:
     draw_sizes(sizes, chosen_k, ctx.out_dir / "cluster_sizes.png")
     x = prepared[variant]
     root = Path(ctx.summaries["ingest"]["folder"])
-    order = np.argsort(-sizes, kind="stable")
+    order = [int(c) for c in np.argsort(-sizes, kind="stable") if sizes[c] > 0]  # k-means can leave a cluster empty
     examples = [medoid_order(x, np.flatnonzero(assignment == c))[0] for c in order]
     figures.image_grid([figures.thumbnail(root / manifest[i]["path"], 64) for i in examples],
-                       [f"#{c} ({sizes[c]})" for c in order], f"One image per cluster (all {chosen_k}, largest first)",
+                       [f"#{c} ({sizes[c]})" for c in order], f"One image per cluster (all {len(order)}, largest first)",
                        ctx.out_dir / "cluster_examples.png", columns=min(16, max(4, math.ceil(math.sqrt(chosen_k * 16 / 9)))))
     largest = int(order[0])
     members = medoid_order(x, np.flatnonzero(assignment == largest))

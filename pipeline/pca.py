@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .runner import Stage, StageContext
+from .runner import Stage, StageContext, StageError
 
 
 def fit_pca(embeddings: np.ndarray, n_components: int, whiten: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -34,6 +34,8 @@ def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.pca
     embeddings = ctx.load_npy("extract", "embeddings.npy")
     labels = [record["label"] for record in ctx.load_json("ingest", "manifest.json")]
+    if len(embeddings) < 3:
+        raise StageError(f"PCA needs at least 3 images for a 2-D map, got {len(embeddings)}")
     projected, ratio = fit_pca(embeddings, cfg.n_components, cfg.whiten, cfg.seed)
     ctx.save_npy("pca.npy", projected)
     ctx.save_npy("explained_variance.npy", ratio)
