@@ -124,6 +124,7 @@ def run(ctx: StageContext) -> dict:
         "images": len(manifest),
         "skipped": len(skipped),
         "ignored": len(passed_over),
+        "skipped_files": skipped,  # each with its reason; files passed over by extension are in skipped.json
         "duplicates": duplicates,
         "labels": labels if any(labels) else [],
         "manifest_hash": hash_json([(r["path"], r["sha256"]) for r in manifest]),

@@ -1,5 +1,5 @@
-"""Whole image sets at the edges, and reproducibility: each works (with what it could not do reported) or
-stops with a one-line error that says what to change."""
+"""Whole image sets at the edges: each works (with what it could not do reported) or stops with a one-line
+error that says what to change."""
 
 import json
 import shutil
@@ -47,28 +47,3 @@ def test_identical_images_and_one_class(tmp_path, small_set):
     assert "knn_accuracy" not in record["summaries"]["retrieval"], "no labels, no accuracy"
     assert "clusters" not in record["not_run"], record["not_run"]
     assert "No labels" in (slides / "slides.md").read_text() or "retrieval" in record["not_run"]
-
-
-def test_two_clean_runs_give_identical_numbers(tmp_path, small_set):
-    outputs = []
-    for name in ("first", "second"):
-        result = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(tmp_path / name)])
-        assert result.exit_code == 0, result.output
-        arrays = {str(p.relative_to(tmp_path / name)).split("/")[1] + "/" + p.name: np.load(p)
-                  for p in sorted((tmp_path / name).glob("cache/*/*/*.npy"))}
-        summaries = json.loads((tmp_path / name / "run.json").read_text())["summaries"]
-        outputs.append((arrays, summaries))
-    (first, s1), (second, s2) = outputs
-    assert first.keys() == second.keys() and len(first) >= 15
-    for key in first:
-        assert first[key].tobytes() == second[key].tobytes(), key
-
-    def numbers(summary):
-        """Everything but wall-clock timings and the TorchScript archive's size (its zip holds the name of the
-        folder it was written in, so its bytes differ while its outputs, compared above, do not)."""
-        if isinstance(summary, dict):
-            return {k: numbers(v) for k, v in summary.items() if "seconds" not in k and "ms_per" not in k
-                    and k not in ("images_per_s", "speedup_vs_refit", "bytes")}
-        return summary
-
-    assert numbers(s1) == numbers(s2)

@@ -1,0 +1,39 @@
+"""Reproducibility: two clean runs on the same images, config and seed give the same numbers, and the run
+record names what shaped them."""
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+
+def test_two_clean_runs_give_identical_numbers(tmp_path, small_set):
+    outputs = []
+    for name in ("first", "second"):
+        result = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        arrays = {str(p.relative_to(tmp_path / name)).split("/")[1] + "/" + p.name: np.load(p)
+                  for p in sorted((tmp_path / name).glob("cache/*/*/*.npy"))}
+        summaries = json.loads((tmp_path / name / "run.json").read_text())["summaries"]
+        outputs.append((arrays, summaries))
+    (first, s1), (second, s2) = outputs
+    assert first.keys() == second.keys() and len(first) >= 15
+    for key in first:
+        assert first[key].tobytes() == second[key].tobytes(), key
+
+    def numbers(summary):
+        """Everything but wall-clock timings and the TorchScript archive's size (its zip holds the name of the
+        folder it was written in, so its bytes differ while its outputs, compared above, do not)."""
+        if isinstance(summary, dict):
+            return {k: numbers(v) for k, v in summary.items() if "seconds" not in k and "ms_per" not in k
+                    and k not in ("images_per_s", "speedup_vs_refit", "bytes")}
+        return summary
+
+    assert numbers(s1) == numbers(s2)
+    record = json.loads((tmp_path / "first" / "run.json").read_text())
+    for library in ("torch", "timm", "numpy", "scikit-learn", "openTSNE", "umap-learn", "faiss-cpu", "opencv-python-headless"):
+        assert record["versions"][library], library
+    assert len(record["config_hash"]) == 64 and len(record["input"]["manifest_hash"]) == 64
+    assert len(record["backbone"]["weights_sha256"]) == 64

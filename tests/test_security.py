@@ -1,0 +1,51 @@
+"""Nothing from the input reaches HTML or the deck unescaped; caches and exports are read without unpickling."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from report.render import escape_deck
+
+
+class Boom:
+    def __reduce__(self):
+        return (exec, ("raise SystemExit('unpickled!')",))
+
+
+def test_deck_escaping_neutralises_html_vue_and_markdown():
+    text = escape_deck("<script>x</script> {{ 7*7 }} *bold* [link](http://x) `code` | a_b $x$")
+    for raw in ("<", ">", "{{", "}}", "*", "[", "]", "`", "|", "_", "$"):
+        assert raw not in text, raw
+
+
+def test_cached_arrays_are_read_without_pickle(tmp_path):
+    from pipeline.config import Config
+    from pipeline.runner import StageContext
+
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    np.save(folder / "embeddings.npy", np.array([Boom()], dtype=object), allow_pickle=True)
+    ctx = StageContext(Config(), tmp_path, {"extract": folder}, {})
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        ctx.load_npy("extract", "embeddings.npy")
+
+
+def test_map_heads_are_read_with_weights_only(tmp_path):
+    path = tmp_path / "head.pt"
+    path.write_bytes(pickle.dumps({"weight": Boom()}))
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+
+
+def test_code_reads_caches_safely():
+    """Every np.load and torch.load in the pipeline refuses pickles (a guard against a later careless edit)."""
+    from pathlib import Path
+
+    for source in Path(__file__).resolve().parent.parent.joinpath("pipeline").glob("*.py"):
+        for line in source.read_text().splitlines():
+            if "np.load(" in line:
+                assert "allow_pickle=True" not in line, (source.name, line)
+            if "torch.load(" in line:
+                assert "weights_only=True" in line, (source.name, line)
