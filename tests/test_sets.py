@@ -47,3 +47,34 @@ def test_identical_images_and_one_class(tmp_path, small_set):
     assert "knn_accuracy" not in record["summaries"]["retrieval"], "no labels, no accuracy"
     assert "clusters" not in record["not_run"], record["not_run"]
     assert "No labels" in (slides / "slides.md").read_text() or "retrieval" in record["not_run"]
+
+
+def test_two_images_of_one_class_with_impossible_settings(tmp_path, small_set):
+    images = tmp_path / "two" / "Bag"
+    images.mkdir(parents=True)
+    for path in sorted((small_set / "Bag").iterdir())[:2]:
+        shutil.copy(path, images / path.name)
+    out, slides = tmp_path / "out", tmp_path / "slides"
+    result = CliRunner().invoke(main, ["deck", "--images", str(images.parent), "--out", str(out), "--set", f"slides={slides}",
+                                       "--set", "clusters.k_max=300", "--set", "tsne.perplexity=500"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "run.json").read_text())
+    assert record["summaries"]["ingest"]["labels"] == ["Bag"]
+    assert record["not_run"]["pca"] == "PCA needs at least 3 images for a 2-D map, got 2"
+    assert record["not_run"]["tsne"] == "needs pca, which could not run"
+    assert record["not_run"]["clusters"] == "clustering needs at least 3 images, got 2"
+    assert "knn_accuracy" not in record["summaries"]["retrieval"], "one class: nothing to classify"
+
+
+def test_more_clusters_and_a_larger_perplexity_than_the_set_allows_are_lowered_and_said(tmp_path, small_set):
+    out, slides = tmp_path / "out", tmp_path / "slides"
+    result = CliRunner().invoke(main, ["deck", "--images", str(small_set), "--out", str(out), "--set", f"slides={slides}",
+                                       "--set", "clusters.k_max=300", "--set", "tsne.perplexity=500",
+                                       "--set", "umap.n_neighbors=100"])
+    assert result.exit_code == 0, result.output
+    s = json.loads((out / "run.json").read_text())["summaries"]
+    assert s["clusters"]["adjustment"] == "k_max 300 is more clusters than 60 images allow; lowered to 59"
+    assert s["tsne"]["adjustment"] == "perplexity 500 is too large for 60 images; lowered to 19.67"
+    assert s["umap"]["adjustment"] == "n_neighbors 100 is too large for 60 images; lowered to 59"
+    deck = (slides / "slides.md").read_text()
+    assert "lowered to 19.67" in deck and "lowered to 59" in deck
