@@ -33,7 +33,7 @@ const headings = {};
 let total = 0;
 for (let n = 1; n <= 500; n++) {
   await page.goto(`${deckUrl}#/${n}`, { waitUntil: "networkidle" });
-  await page.waitForTimeout(300);
+  await page.waitForTimeout(500);
   if (!(await page.$(`.slidev-page-${n}`))) break;  // past the last slide
   total = n;
   await page.evaluate(() => Promise.all([...document.images].map((i) => i.decode().catch(() => null))));
