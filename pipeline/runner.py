@@ -262,7 +262,9 @@ class Runner:
         log.info("%-8s running (%s)", stage.name, key[:12])
         started = time.perf_counter()
         try:
-            summary = stage.run(ctx) or {}
+            # Round-trip through JSON as meta.json stores it, so a fresh summary and a cached one are the
+            # same object (key order included) and render the same deck.
+            summary = json.loads(json.dumps(stage.run(ctx) or {}, sort_keys=True, default=str))
             missing = [out for out in stage.outputs if not (tmp / out).is_file()]
             if missing:
                 raise RuntimeError(f"stage {stage.name} did not write {', '.join(missing)}")

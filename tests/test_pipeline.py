@@ -104,7 +104,11 @@ def test_hostile_file_names_reach_neither_deck_nor_report_raw(run_dirs):
 
 
 def test_rerun_recomputes_nothing_and_pca_change_reruns_only_pca(run_dirs):
-    out, _, opts = run_dirs
+    out, slides, opts = run_dirs
+    rendered = [slides / "slides.md", out / "report" / "index.html"]
+    before = [(p.read_bytes(), p.stat().st_mtime_ns) for p in rendered]
+    invoke("deck", *opts)
+    assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in rendered] == before, "a warm deck rewrites nothing"
     invoke("run", *opts)
     assert {s["state"] for s in record(out)["stages"].values()} == {"cached"}
     status = invoke("status", *opts, "--set", "pca.n_components=5")
