@@ -10,6 +10,7 @@ the run record and the deck say so.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -57,6 +58,18 @@ class BackboneChoice:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "display_name": self.display_name}
+
+
+@functools.lru_cache(maxsize=8)
+def _weights_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(Path(path))
+
+
+def weights_sha256(path: Path) -> str:
+    """The weights' sha256, hashed once per process for an unchanged file (resolve runs for the cache key,
+    then again in the stages that build the model)."""
+    stat = path.stat()
+    return _weights_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def bundled_weights_path() -> Path:
@@ -132,16 +145,16 @@ def resolve(cfg: BackboneConfig) -> BackboneChoice:
         path = Path(cfg.weights).expanduser()
         if not path.is_file():
             raise StageError(f"backbone.weights: file not found: {path}")
-        return BackboneChoice(model, "file", str(path.resolve()), file_sha256(path), "weights file given")
+        return BackboneChoice(model, "file", str(path.resolve()), weights_sha256(path), "weights file given")
     repo = hub_id(model)
     if repo:
         cached = hub_cached_file(repo)
         if cached:
-            return BackboneChoice(model, "hub-cache", cached, file_sha256(Path(cached)), f"found {repo} in the hub cache")
+            return BackboneChoice(model, "hub-cache", cached, weights_sha256(Path(cached)), f"found {repo} in the hub cache")
         if hub_reachable(cfg.hub_timeout_s):
             downloaded = hub_download(repo)
             if downloaded:
-                return BackboneChoice(model, "hub-download", downloaded, file_sha256(Path(downloaded)),
+                return BackboneChoice(model, "hub-download", downloaded, weights_sha256(Path(downloaded)),
                                       f"downloaded {repo}")
     why = (f"no weights for {model}: no backbone.weights file, not in the hub cache, and the hub is "
            f"{'disabled (HF_HUB_OFFLINE)' if hub_offline() else 'unreachable'}")
@@ -149,7 +162,7 @@ def resolve(cfg: BackboneConfig) -> BackboneChoice:
         raise StageError(f"{why}. Pass --set backbone.weights=FILE, or use backbone.model=auto for the bundled "
                          "offline backbone.")
     path = bundled_weights_path()
-    return BackboneChoice(BUNDLED, "bundled", str(path), file_sha256(path), f"{why}; used the bundled backbone")
+    return BackboneChoice(BUNDLED, "bundled", str(path), weights_sha256(path), f"{why}; used the bundled backbone")
 
 
 def map_lite0_state_dict(source: dict, target: dict) -> dict:

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from .ingest import manifest_labels, read_manifest
 from .runner import Stage, StageContext, StageError
 
 
@@ -96,15 +97,13 @@ def medoid_order(x: np.ndarray, members: np.ndarray) -> np.ndarray:
 
 
 def run(ctx: StageContext) -> dict:
-    from pathlib import Path
-
     from . import figures
     from .clusterfigs import draw_metrics, draw_sizes
     from .retrieval import normalise
 
     cfg = ctx.cfg.clusters
-    manifest = ctx.load_json("ingest", "manifest.json")
-    labels = [record["label"] for record in manifest]
+    manifest, root = read_manifest(ctx)
+    labels = manifest_labels(manifest)
     cls = ctx.load_npy("extract", "embeddings.npy")
     mean = ctx.load_npy("extract", "patch_mean.npy")
     ks, note = k_grid(len(cls), cfg.k_min, cfg.k_max, cfg.steps)
@@ -130,7 +129,6 @@ def run(ctx: StageContext) -> dict:
     draw_metrics(sweeps, choices, variant, ctx.out_dir / "clusters_metrics.png", identical)
     draw_sizes(sizes, chosen_k, ctx.out_dir / "cluster_sizes.png")
     x = prepared[variant]
-    root = Path(ctx.summaries["ingest"]["folder"])
     order = [int(c) for c in np.argsort(-sizes, kind="stable") if sizes[c] > 0]  # k-means can leave a cluster empty
     examples = [medoid_order(x, np.flatnonzero(assignment == c))[0] for c in order]
     figures.image_grid([figures.thumbnail(root / manifest[i]["path"], 64) for i in examples],
@@ -141,7 +139,7 @@ def run(ctx: StageContext) -> dict:
     shown = members[:48]
     figures.image_grid([figures.thumbnail(root / manifest[i]["path"], 64) for i in shown],
                        [labels[i][:12] for i in shown],
-                       f"The largest cluster: #{largest}, {len(members)} images" + (f" (48 most typical shown)" if len(members) > 48 else ""),
+                       f"The largest cluster: #{largest}, {len(members)} images" + (" (48 most typical shown)" if len(members) > 48 else ""),
                        ctx.out_dir / "largest_cluster.png", columns=12)
     summary = {"ks": ks, "adjustment": note, "n_init": cfg.n_init, "pca_dims": int(x.shape[1]),
                "silhouette_sampled": len(cls) > cfg.silhouette_sample, "silhouette_sample": cfg.silhouette_sample,
@@ -164,5 +162,5 @@ STAGE = Stage(
     params=("clusters",),
     outputs=("sweep.json", "cluster_labels.npy", "clusters_metrics.png", "cluster_sizes.png",
              "cluster_examples.png", "largest_cluster.png"),
-    code=("pipeline.clusterfigs", "pipeline.figures", "pipeline.images", "pipeline.retrieval"),
+    code=("pipeline.clusterfigs", "pipeline.figures", "pipeline.images", "pipeline.ingest", "pipeline.retrieval"),
 )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .ingest import read_manifest
 from .runner import Stage, StageContext, StageError
 
 REPOSITORY = "model_repository"
@@ -105,8 +106,7 @@ def run(ctx: StageContext) -> dict:
     choice = backbones.resolve(ctx.cfg.backbone)
     model = backbones.build(choice, seed=ctx.cfg.extract.seed)
     prep = preprocess_for(model, ctx.cfg)
-    manifest = ctx.load_json("ingest", "manifest.json")
-    root = Path(ctx.summaries["ingest"]["folder"])
+    manifest, root = read_manifest(ctx)
     picks = spread_indices(len(manifest), min(cfg.check_images, cfg.batch_size * 4))[: cfg.batch_size]
     batch = np.stack([prep.resize(read_rgb(root / manifest[i]["path"])) for i in picks])
     images = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255.0)
@@ -155,5 +155,5 @@ STAGE = Stage(
     params=("export", "backbone"),
     optional=("parametric",),  # without the map heads, the feature extractor is still exported
     outputs=(f"{REPOSITORY}/dino_model/1/model.pt", f"{REPOSITORY}/dino_model/config.pbtxt", "check_images.npy"),
-    code=("pipeline.backbone", "pipeline.features", "pipeline.parametric"),
+    code=("pipeline.backbone", "pipeline.features", "pipeline.ingest", "pipeline.parametric"),
 )

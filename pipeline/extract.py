@@ -19,6 +19,7 @@ import numpy as np
 
 from . import backbone as backbones
 from .config import Config, hash_json
+from .ingest import read_manifest
 from .runner import Stage, StageContext, StageError
 
 log = logging.getLogger("embdeck")
@@ -66,8 +67,7 @@ def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
     torch.set_num_threads(os.cpu_count() or 1)
     choice = backbones.resolve(cfg.backbone)
-    manifest = ctx.load_json("ingest", "manifest.json")
-    root = Path(ctx.summaries["ingest"]["folder"])
+    manifest, root = read_manifest(ctx)
     model = backbones.build(choice, seed=cfg.extract.seed)
     prep = preprocess_for(model, cfg)
     device = pick_device(cfg.extract.device)
@@ -118,5 +118,5 @@ STAGE = Stage(
     outputs=("embeddings.npy", "patch_mean.npy", "patch_tokens.npy", "patch_images.json"),
     essential=True,
     fingerprint=fingerprint,
-    code=("pipeline.backbone", "pipeline.features", "pipeline.images"),
+    code=("pipeline.backbone", "pipeline.features", "pipeline.images", "pipeline.ingest"),
 )

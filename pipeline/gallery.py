@@ -9,10 +9,10 @@ sample of ``max_points`` images is shown, and the report says so.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
+from .ingest import read_manifest
 from .runner import Stage, StageContext
 
 
@@ -23,8 +23,7 @@ def run(ctx: StageContext) -> dict:
     from .quality import sample_indices
 
     cfg = ctx.cfg.gallery
-    manifest = ctx.load_json("ingest", "manifest.json")
-    root = Path(ctx.summaries["ingest"]["folder"])
+    manifest, root = read_manifest(ctx)
     maps = {"tsne": ctx.load_npy("tsne", "tsne.npy"), "umap": ctx.load_npy("umap", "umap.npy")}
     shown = sample_indices(len(manifest), cfg.max_points, cfg.seed)
     columns = max(1, math.ceil(math.sqrt(len(shown))))
@@ -50,5 +49,5 @@ STAGE = Stage(
     deps=("ingest", "tsne", "umap"),
     params=("gallery",),
     outputs=("thumbs.jpg", "points.json"),
-    code=("pipeline.figures", "pipeline.quality", "pipeline.images"),
+    code=("pipeline.figures", "pipeline.images", "pipeline.ingest", "pipeline.quality"),
 )

@@ -53,6 +53,15 @@ def label_of(rel_path: str) -> str:
     return parts[0] if len(parts) > 1 else ""
 
 
+def read_manifest(ctx: StageContext) -> tuple[list[dict], Path]:
+    """For stages downstream of ingest: the manifest, and the folder its paths are relative to."""
+    return ctx.load_json("ingest", "manifest.json"), Path(ctx.summaries["ingest"]["folder"])
+
+
+def manifest_labels(manifest: list[dict]) -> list[str]:
+    return [record["label"] for record in manifest]
+
+
 def folder_listing(cfg: Config) -> dict:
     """Cheap fingerprint of the input (paths, sizes, mtimes) so an unchanged folder is not re-read."""
     root = image_root(cfg)

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from .ingest import manifest_labels, read_manifest
 from .runner import Stage, StageContext, StageError
 
 PROJECTION_DIMS = 50
@@ -53,7 +54,7 @@ def run(ctx: StageContext) -> dict:
     torch.use_deterministic_algorithms(True)
     embeddings = ctx.load_npy("extract", "embeddings.npy")
     tsne = ctx.load_npy("tsne", "tsne.npy")
-    labels = [record["label"] for record in ctx.load_json("ingest", "manifest.json")]
+    labels = manifest_labels(read_manifest(ctx)[0])
     heldout = holdout_split(labels, cfg.holdout, cfg.seed)
     train = embeddings[~heldout]
     if heldout.sum() < 3 or len(train) < 5:
@@ -110,5 +111,5 @@ STAGE = Stage(
     params=("parametric", "fidelity"),
     outputs=("param_umap.npy", "tsne_mlp.npy", "heldout.npy", "param_umap.pt", "tsne_mlp.pt", "heads.json",
              "param_umap_map.png", "tsne_mlp_map.png"),
-    code=("pipeline.parametric", "pipeline.quality", "pipeline.figures"),
+    code=("pipeline.figures", "pipeline.ingest", "pipeline.parametric", "pipeline.quality"),
 )

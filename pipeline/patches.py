@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .ingest import read_manifest
 from .runner import Stage, StageContext, StageError
 
 
@@ -99,7 +100,7 @@ def run(ctx: StageContext) -> dict:
     ctx.save_npy("patch_rgb.npy", maps["rgb"])
     ctx.save_npy("patch_rgb_raw.npy", maps["raw"])
     ctx.save_npy("patch_masks.npy", maps["masks"])
-    root = Path(ctx.summaries["ingest"]["folder"])
+    root = read_manifest(ctx)[1]
     size = 160
     tiles, captions = [], []
     for row, (title, key) in enumerate((("image", None), ("foreground, 3 PCs as RGB", "rgb"), ("all patches", "raw"))):
@@ -124,5 +125,5 @@ STAGE = Stage(
     deps=("ingest", "extract"),
     params=("patches",),
     outputs=("patch_rgb.npy", "patch_rgb_raw.npy", "patch_masks.npy", "patch_maps.png"),
-    code=("pipeline.figures", "pipeline.features", "pipeline.images"),
+    code=("pipeline.features", "pipeline.figures", "pipeline.images", "pipeline.ingest"),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .ingest import manifest_labels, read_manifest
 from .runner import Stage, StageContext, StageError
 
 
@@ -33,7 +34,7 @@ def run(ctx: StageContext) -> dict:
 
     cfg = ctx.cfg.pca
     embeddings = ctx.load_npy("extract", "embeddings.npy")
-    labels = [record["label"] for record in ctx.load_json("ingest", "manifest.json")]
+    labels = manifest_labels(read_manifest(ctx)[0])
     if len(embeddings) < 3:
         raise StageError(f"PCA needs at least 3 images for a 2-D map, got {len(embeddings)}")
     projected, ratio = fit_pca(embeddings, cfg.n_components, cfg.whiten, cfg.seed)
@@ -60,5 +61,5 @@ STAGE = Stage(
     deps=("ingest", "extract"),
     params=("pca",),
     outputs=("pca.npy", "explained_variance.npy", "pca_map.png", "pca_variance.png"),
-    code=("pipeline.figures",),
+    code=("pipeline.figures", "pipeline.ingest"),
 )

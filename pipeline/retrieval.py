@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .ingest import manifest_labels, read_manifest
 from .runner import Stage, StageContext
 
 PIXELS = 32
@@ -78,9 +79,8 @@ def run(ctx: StageContext) -> dict:
     from . import figures
 
     cfg = ctx.cfg.retrieval
-    manifest = ctx.load_json("ingest", "manifest.json")
-    labels = [record["label"] for record in manifest]
-    root = Path(ctx.summaries["ingest"]["folder"])
+    manifest, root = read_manifest(ctx)
+    labels = manifest_labels(manifest)
     embeddings = ctx.load_npy("extract", "embeddings.npy")
     neighbours, scores = cosine_neighbours(embeddings, cfg.top_k)
     ctx.save_npy("neighbours.npy", neighbours.astype(np.int64))
@@ -115,5 +115,5 @@ STAGE = Stage(
     deps=("ingest", "extract"),
     params=("retrieval",),
     outputs=("neighbours.npy", "scores.npy", "retrieval.png"),
-    code=("pipeline.figures", "pipeline.images"),
+    code=("pipeline.figures", "pipeline.images", "pipeline.ingest"),
 )

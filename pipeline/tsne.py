@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from .ingest import manifest_labels, read_manifest
 from .runner import Stage, StageContext, StageError
 
 MIN_POINTS = 4
@@ -55,7 +56,7 @@ def run(ctx: StageContext) -> dict:
 
     cfg = ctx.cfg.tsne
     points = ctx.load_npy("pca", "pca.npy")
-    labels = [record["label"] for record in ctx.load_json("ingest", "manifest.json")]
+    labels = manifest_labels(read_manifest(ctx)[0])
     perplexity, note = valid_perplexity(cfg.perplexity, len(points))
     method = gradient_method(cfg.method, len(points), cfg.fft_from)
     started = time.perf_counter()
@@ -76,5 +77,5 @@ STAGE = Stage(
     deps=("ingest", "pca"),
     params=("tsne",),
     outputs=("tsne.npy", "tsne_map.png"),
-    code=("pipeline.figures",),
+    code=("pipeline.figures", "pipeline.ingest"),
 )

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from .ingest import manifest_labels, read_manifest
 from .runner import Stage, StageContext, StageError
 
 
@@ -37,7 +38,7 @@ def run(ctx: StageContext) -> dict:
 
     cfg = ctx.cfg.umap
     embeddings = ctx.load_npy("extract", "embeddings.npy")
-    labels = [record["label"] for record in ctx.load_json("ingest", "manifest.json")]
+    labels = manifest_labels(read_manifest(ctx)[0])
     n_neighbors, note = valid_neighbours(cfg.n_neighbors, len(embeddings))
     started = time.perf_counter()
     coords = fit_umap(embeddings, n_neighbors, cfg.min_dist, cfg.seed)
@@ -54,5 +55,5 @@ STAGE = Stage(
     deps=("ingest", "extract"),
     params=("umap",),
     outputs=("umap.npy", "umap_map.png"),
-    code=("pipeline.figures",),
+    code=("pipeline.figures", "pipeline.ingest"),
 )

@@ -1,6 +1,5 @@
 """Ingest on real files the test writes: formats, depths, broken files, labels, manifest."""
 
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -4,7 +4,6 @@ error that says what to change."""
 import json
 import shutil
 
-import numpy as np
 from click.testing import CliRunner
 
 from pipeline.cli import main
