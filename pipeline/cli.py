@@ -182,5 +182,16 @@ def demo(cfg: Config) -> None:
     click.echo(str(ensure_demo(cfg)))
 
 
+@main.command("fashion-mnist")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def fashion_mnist(folder: Path) -> None:
+    """Write all 70,000 Fashion-MNIST images (train and test) as PNG files into FOLDER, for scale runs."""
+    from .demo import write_full_dataset
+
+    if folder.exists() and any(folder.iterdir()):
+        raise click.ClickException(f"{folder} is not empty; give a new folder")
+    click.echo(f"{write_full_dataset(folder)} images written to {folder}")
+
+
 if __name__ == "__main__":
     main()

@@ -62,7 +62,11 @@ class ExtractConfig:
 
     batch_size: int = 64
     device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    # auto: bf16 where it is native (CUDA; a CPU with AVX512-BF16/AMX), kept on a CPU only when its features
+    # agree with fp32's on dtype_check_images spread over the set (lowest cosine >= bf16_min_cosine) | fp32 | bf16
+    dtype: str = "auto"
+    dtype_check_images: int = 32
+    bf16_min_cosine: float = 0.99
     patch_images_from_set: int = 4  # data-set images whose spatial patch tokens are kept for patch maps
     patch_photos: str = "auto"  # extra photos for patch maps: auto (the demo photos on the demo set), a folder, or ""
     seed: int = 0
@@ -103,6 +107,7 @@ class ParametricConfig:
     """Parametric maps in PyTorch: a UMAP-objective encoder and an MLP regressing the t-SNE map."""
 
     holdout: float = 0.2  # share of images never seen in training, projected afterwards
+    max_train_images: int = 10_000  # the networks learn from at most this many (seeded sample); 0: all
     hidden: int = 256
     # Chosen on the demo set by held-out fidelity: longer training fits the training images better
     # (200 UMAP epochs: trustworthiness 0.945) but new images no better (0.89), i.e. it overfits.

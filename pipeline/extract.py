@@ -59,6 +59,26 @@ def spread_indices(count: int, wanted: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, count - 1, wanted).round()}) if wanted else []
 
 
+def check_dtype(extractor, paths: list[Path], cfg: Config) -> dict:
+    """With ``dtype = auto`` on a CPU, bf16 is kept only if its features agree with fp32's on a spread sample.
+
+    On a GPU bf16 is the norm: measured and reported, not demoted; an explicit ``bf16`` is the user's call.
+    """
+    import torch
+
+    if extractor.dtype == torch.float32:
+        return {"checked": False, "reason": "fp32 requested" if cfg.extract.dtype == "fp32" else "no native bf16 here"}
+    sample = [paths[i] for i in spread_indices(len(paths), cfg.extract.dtype_check_images)]
+    cosine = extractor.agreement(sample)
+    check = {"checked": True, "images": len(sample), "min_cosine_to_fp32": round(cosine, 5),
+             "required": cfg.extract.bf16_min_cosine}
+    if cfg.extract.dtype == "auto" and extractor.device.type == "cpu" and cosine < cfg.extract.bf16_min_cosine:
+        extractor.dtype = torch.float32
+        check["reason"] = f"bf16 features differ from fp32 (min cosine {cosine:.4f}); extraction stays fp32"
+        log.warning("extract: %s", check["reason"])
+    return check
+
+
 def run(ctx: StageContext) -> dict:
     import torch
 
@@ -75,12 +95,14 @@ def run(ctx: StageContext) -> dict:
     extractor = Extractor(model, prep, device, dtype, cfg.ingest.max_pixels)
     workers = max(1, os.cpu_count() or 1)
     paths = [root / record["path"] for record in manifest]
+    dtype_check = check_dtype(extractor, paths, cfg)
     log.info("extract: %d images with %s on %s (%s), batch %d", len(paths), choice.display_name, device,
-             str(dtype).replace("torch.", ""), cfg.extract.batch_size)
+             str(extractor.dtype).replace("torch.", ""), cfg.extract.batch_size)
     started = time.perf_counter()
     pooled, patch_mean, _ = extractor.run(paths, cfg.extract.batch_size, workers)
     seconds = time.perf_counter() - started
-    log.info("extract: %.1f images/s", len(paths) / seconds)
+    log.info("extract: %.1f images/s, %.0f %% of the time in the model", len(paths) / seconds,
+             100 * extractor.model_seconds / seconds)
 
     set_picks = spread_indices(len(paths), cfg.extract.patch_images_from_set)
     photos = photo_paths(cfg)
@@ -99,7 +121,9 @@ def run(ctx: StageContext) -> dict:
         "embedding_dim": int(pooled.shape[1]),
         "patch_grid": list(spatial.shape[1:3]),
         "device": str(device),
-        "dtype": str(dtype).replace("torch.", ""),
+        "dtype": str(extractor.dtype).replace("torch.", ""),
+        "dtype_check": dtype_check,
+        "model_share": round(extractor.model_seconds / seconds, 3),
         "batch_size": cfg.extract.batch_size,
         "preprocess": {"mode": prep.mode, "input_size": prep.input_size, "crop_pct": prep.crop_pct,
                        "interpolation": prep.interpolation, "mean": prep.mean, "std": prep.std,

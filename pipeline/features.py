@@ -7,6 +7,7 @@ for importing torch.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -91,10 +92,26 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 is computed natively here (CUDA, or a CPU with AVX512-BF16/AMX through oneDNN)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The dtype to try: ``auto`` is bf16 where it is native (on a CPU it still has to pass ``agreement``)."""
     if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        return torch.bfloat16 if native_bf16(device) else torch.float32
+    if name not in ("fp32", "bf16"):
+        raise StageError(f"extract.dtype must be auto, fp32 or bf16, got {name!r}")
     return {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of matching rows."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
 def split_features(model: torch.nn.Module, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -139,19 +156,32 @@ class Extractor:
     def load(self, path: Path) -> np.ndarray:
         return self.prep.resize(images.read_rgb(path, self.max_pixels))
 
+    def agreement(self, paths: list[Path]) -> float:
+        """Lowest cosine, over ``paths``, between this dtype's features (global and patch mean) and fp32's."""
+        batch = np.stack([self.load(p) for p in paths])
+        ours = self.features(batch)
+        reference = self.features(batch, torch.float32)
+        return float(min(cosine_rows(a.numpy(), b.numpy()).min() for a, b in zip(ours[:2], reference[:2])))
+
     @torch.inference_mode()
-    def features(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def features(self, batch: np.ndarray, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = self.prep.to_tensor(batch, self.device)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+        dtype = dtype or self.dtype
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
             feats = self.model.forward_features(x)
             pooled, patch_mean, spatial = split_features(self.model, feats)
         return pooled.float().cpu(), patch_mean.float().cpu(), spatial.float().cpu()
 
     def run(self, paths: list[Path], batch_size: int, workers: int, keep_spatial: bool = False, desc: str = "extract"):
+        """Features of ``paths``; ``self.model_seconds`` is the time spent in the model (the rest is waiting
+        for decoded images), which shows whether decoding starves the model."""
         pooled, means, spatial = [], [], []
+        self.model_seconds = 0.0
         bar = tqdm(total=len(paths), desc=desc, unit="img", disable=None)
         for batch in prefetched_batches(paths, self.load, batch_size, workers):
+            started = time.perf_counter()
             g, m, s = self.features(batch)
+            self.model_seconds += time.perf_counter() - started
             pooled.append(g.numpy())
             means.append(m.numpy())
             if keep_spatial:

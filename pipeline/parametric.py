@@ -60,11 +60,28 @@ def pca_projection(train: np.ndarray, dims: int, seed: int) -> tuple[np.ndarray,
     return pca.mean_.astype(np.float32), projection.astype(np.float32)
 
 
+def exact_knn(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, Euclidean distances) of each point's k nearest points, itself included, with FAISS.
+
+    Exact search over the (capped) training images takes a second or two, where umap-learn's own
+    nearest-neighbour descent would first spend tens of seconds compiling in every new process.
+    """
+    import faiss
+
+    x = np.ascontiguousarray(points, dtype=np.float32)
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    squared, found = index.search(x, k)
+    return found.astype(np.int64), np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
+
+
 def umap_graph(train: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(heads, tails, weights) of umap-learn's fuzzy simplicial set on the training embeddings."""
     from umap.umap_ import fuzzy_simplicial_set
 
-    graph, _, _ = fuzzy_simplicial_set(train, n_neighbors, np.random.RandomState(seed), "euclidean")
+    knn_indices, knn_dists = exact_knn(train, n_neighbors)
+    graph, _, _ = fuzzy_simplicial_set(train, n_neighbors, np.random.RandomState(seed), "euclidean",
+                                       knn_indices=knn_indices, knn_dists=knn_dists)
     graph = graph.tocoo()
     keep = graph.data > 0
     return graph.row[keep], graph.col[keep], graph.data[keep].astype(np.float32)

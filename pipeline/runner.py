@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import memory
 from .config import Config, diff_params, hash_json
 
 log = logging.getLogger("embdeck")
@@ -240,6 +241,7 @@ class Runner:
             summaries[name] = meta["summary"]
             dirs[name] = self.entry_dir(name, key)
             results[name] = {"state": state, "key": key, "seconds": meta["seconds"], "finished_at": meta["finished_at"],
+                             "peak_rss_mb": meta.get("peak_rss_mb"),
                              "dir": str(self.entry_dir(name, key))}
             self.update_lock(name, record, key, meta)
         return {"stages": results, "summaries": summaries}
@@ -260,6 +262,7 @@ class Runner:
         tmp.mkdir(parents=True)
         ctx.out_dir = tmp
         log.info("%-8s running (%s)", stage.name, key[:12])
+        measured = memory.reset_peak()
         started = time.perf_counter()
         try:
             # Round-trip through JSON as meta.json stores it, so a fresh summary and a cached one are the
@@ -275,6 +278,7 @@ class Runner:
                 "record": record,
                 "summary": summary,
                 "seconds": round(seconds, 3),
+                "peak_rss_mb": memory.peak_rss_mb() if measured else None,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "files": {name: file_sha256(tmp / name) for name in files},
             }
@@ -287,7 +291,7 @@ class Runner:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        log.info("%-8s done in %.1f s", stage.name, seconds)
+        log.info("%-8s done in %.1f s (peak memory %s MiB)", stage.name, seconds, meta["peak_rss_mb"])
         return meta
 
     def update_lock(self, name: str, record: dict, key: str, meta: dict) -> None:
@@ -300,6 +304,7 @@ class Runner:
             "upstream": record["upstream"],
             "output_hash": meta["output_hash"],
             "seconds": meta["seconds"],
+            "peak_rss_mb": meta.get("peak_rss_mb"),
         }
         from .record import versions
 
