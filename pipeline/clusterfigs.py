@@ -18,8 +18,7 @@ def draw_metrics(sweeps: dict, choices: dict, variant: str, path: Path, identica
             values = np.asarray(rows[key], float)
             if key == "sse":
                 values = values / max(values.max(), 1e-12)
-            style = "--" if identical and name == "mean of patch tokens" else "-"
-            ax.plot(rows["k"], values, style, marker="o", markersize=3, linewidth=2 if name == variant else 1.2,
+            ax.plot(rows["k"], values, "-", marker="o", markersize=3, linewidth=2 if name == variant else 1.2,
                     label=name)
         ax.axvline(choices[variant]["k"], color="#c0392b", linestyle=":", linewidth=1.2)
         if key == "sse":
@@ -28,7 +27,7 @@ def draw_metrics(sweeps: dict, choices: dict, variant: str, path: Path, identica
         ax.set_xlabel("k")
         ax.grid(alpha=0.3)
     axes[0].legend(frameon=False, fontsize=8)
-    note = " (CLS and patch mean coincide for a CNN)" if identical else ""
+    note = " (a CNN: patch mean and concatenation are the same features)" if identical else ""
     fig.suptitle(f"k-means sweep: chosen k = {choices[variant]['k']} on {variant}{note}", fontweight="bold")
     save(fig, path)
 

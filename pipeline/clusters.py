@@ -1,7 +1,7 @@
 """Stage ``clusters``: the k-means sweep of seed 003, on three embedding variants, and a justified k.
 
 Inputs: ``ingest`` (paths, labels), ``extract`` (global embedding and mean of patch tokens). Params:
-``clusters``. Each variant (the global embedding / CLS token, the mean of the patch tokens, and their
+``clusters``. Each variant (one, when the two features coincide, as they do for a CNN) (the global embedding / CLS token, the mean of the patch tokens, and their
 concatenation) is L2-normalised per image (so that neither half of the concatenation dominates) and reduced
 by PCA to ``pca_dims``; k-means (scikit-learn, seeded, ``n_init`` restarts) runs for every k of the grid.
 Per k: silhouette (on a seeded sample when N is large), Davies-Bouldin, and SSE (inertia).
@@ -31,6 +31,13 @@ def k_grid(n: int, k_min: int, k_max: int, steps: int) -> tuple[list[int], str]:
     note = "" if top == wanted or auto else f"k_max {wanted} is more clusters than {n} images allow; lowered to {top}"
     low = min(max(2, k_min), top)
     return sorted({int(round(k)) for k in np.linspace(low, top, max(1, steps))}), note
+
+
+def restarts(n_init: int, n: int, one_from: int) -> int:
+    """k-means restarts for n images: as set, or (0) four on small sets and one on large ones."""
+    if n_init > 0:
+        return n_init
+    return 1 if n >= one_from else 4
 
 
 def prepare(features: np.ndarray, dims: int, seed: int) -> np.ndarray:
@@ -107,10 +114,15 @@ def run(ctx: StageContext) -> dict:
     cls = ctx.load_npy("extract", "embeddings.npy")
     mean = ctx.load_npy("extract", "patch_mean.npy")
     ks, note = k_grid(len(cls), cfg.k_min, cfg.k_max, cfg.steps)
-    variants = {"CLS / global": cls, "mean of patch tokens": mean, "concatenation": None}
-    prepared = {name: prepare(f, cfg.pca_dims, cfg.seed) for name, f in variants.items() if f is not None}
-    prepared["concatenation"] = prepare(np.hstack([normalise(cls), normalise(mean)]), cfg.pca_dims, cfg.seed)
-    sweeps = {name: sweep(x, ks, cfg.n_init, cfg.silhouette_sample, cfg.seed) for name, x in prepared.items()}
+    # A CNN's global embedding is the mean of its last feature map: the three variants are then one set of
+    # features (the concatenation only doubles it), so one sweep stands for all three.
+    identical = bool(np.allclose(cls, mean, atol=1e-5))
+    prepared = {"CLS / global": prepare(cls, cfg.pca_dims, cfg.seed)}
+    if not identical:
+        prepared["mean of patch tokens"] = prepare(mean, cfg.pca_dims, cfg.seed)
+        prepared["concatenation"] = prepare(np.hstack([normalise(cls), normalise(mean)]), cfg.pca_dims, cfg.seed)
+    n_init = restarts(cfg.n_init, len(cls), cfg.n_init_one_from)
+    sweeps = {name: sweep(x, ks, n_init, cfg.silhouette_sample, cfg.seed) for name, x in prepared.items()}
     choices = {}
     for name, rows in sweeps.items():
         elbow = kneedle(rows["k"], rows["sse"])
@@ -123,7 +135,6 @@ def run(ctx: StageContext) -> dict:
     ctx.save_npy("cluster_labels.npy", assignment)
     ctx.save_json("sweep.json", {name: {key: rows[key] for key in ("k", "silhouette", "davies_bouldin", "sse")}
                                  for name, rows in sweeps.items()})
-    identical = bool(np.allclose(cls, mean, atol=1e-5))
 
     sizes = np.bincount(assignment, minlength=chosen_k)
     draw_metrics(sweeps, choices, variant, ctx.out_dir / "clusters_metrics.png", identical)
@@ -141,7 +152,7 @@ def run(ctx: StageContext) -> dict:
                        [labels[i][:12] for i in shown],
                        f"The largest cluster: #{largest}, {len(members)} images" + (" (48 most typical shown)" if len(members) > 48 else ""),
                        ctx.out_dir / "largest_cluster.png", columns=12)
-    summary = {"ks": ks, "adjustment": note, "n_init": cfg.n_init, "pca_dims": int(x.shape[1]),
+    summary = {"ks": ks, "adjustment": note, "n_init": n_init, "pca_dims": int(x.shape[1]),
                "silhouette_sampled": len(cls) > cfg.silhouette_sample, "silhouette_sample": cfg.silhouette_sample,
                "choices": choices, "variant": variant, "k": chosen_k, "reason": choices[variant]["reason"],
                "largest": {"cluster": largest, "size": int(sizes[largest])},

@@ -58,31 +58,33 @@ def training_rows(heldout: np.ndarray, limit: int, seed: int) -> np.ndarray:
 
 def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, cfg: Config,
                 n_neighbors: int | None = None) -> dict:
-    """Both map networks, trained on the non-held-out images (capped); each head carries ``training`` facts."""
-    import torch
+    """Both map networks, trained on non-held-out images; each head carries ``fit_facts`` and ``trained_rows``.
 
+    The t-SNE MLP learns from every training image (a cheap regression); the parametric UMAP, whose graph
+    objective costs per image, from at most ``umap_max_train_images`` of them.
+    """
     from .parametric import MapHead, pca_projection, train_tsne_regressor, train_umap_encoder
 
     p = cfg.parametric
-    rows = training_rows(heldout, p.max_train_images, p.seed)
-    train = embeddings[rows]
-    if heldout.sum() < 3 or len(train) < 5:
-        raise StageError(f"parametric maps need at least 5 training and 3 held-out images; got {len(train)} and "
+    everyone = training_rows(heldout, 0, p.seed)
+    if heldout.sum() < 3 or len(everyone) < 5:
+        raise StageError(f"parametric maps need at least 5 training and 3 held-out images; got {len(everyone)} and "
                          f"{int(heldout.sum())} (lower parametric.holdout or add images)")
-    centre, projection = pca_projection(train, PROJECTION_DIMS, p.seed)
-    n_neighbors = min(n_neighbors or cfg.umap.n_neighbors, len(train) - 1)
+    centre, projection = pca_projection(embeddings[everyone], PROJECTION_DIMS, p.seed)
     heads = {}
     for name in ("param_umap", "tsne_mlp"):
+        rows = training_rows(heldout, p.umap_max_train_images, p.seed) if name == "param_umap" else everyone
         head = MapHead(projection, centre, p.hidden, LAYERS[name], seed=p.seed)
         started = time.perf_counter()
         if name == "param_umap":
-            history = train_umap_encoder(head, train, n_neighbors, cfg.umap.min_dist, p.umap_epochs,
+            k = min(n_neighbors or cfg.umap.n_neighbors, len(rows) - 1)
+            history = train_umap_encoder(head, embeddings[rows], k, cfg.umap.min_dist, p.umap_epochs,
                                          p.edge_batch, p.negative_samples, p.learning_rate, p.seed)
         else:
-            history = train_tsne_regressor(head, train, tsne[rows], p.tsne_epochs, p.batch_size,
+            history = train_tsne_regressor(head, embeddings[rows], tsne[rows], p.tsne_epochs, p.batch_size,
                                            p.learning_rate, p.seed)
         head.fit_facts = {"train_seconds": round(time.perf_counter() - started, 3), "final_loss": round(history[-1], 5),
-                         "train_images": int(len(rows))}
+                          "train_images": int(len(rows))}
         head.trained_rows = rows
         heads[name] = head
     return heads
@@ -130,7 +132,7 @@ def run(ctx: StageContext) -> dict:
         figures.scatter_by_label(np.load(ctx.out_dir / f"{name}.npy"), labels, title,
                                  ctx.out_dir / f"{name}_map.png", highlight=heldout,
                                  highlight_label="held out (never trained on)")
-    return {"heldout": int(heldout.sum()), "train": results["tsne_mlp"]["train_images"],
+    return {"heldout": int(heldout.sum()), "train": results["param_umap"]["train_images"],
             "train_available": int((~heldout).sum()), "projection_dims": int(projection.shape[1]),
             **results}
 

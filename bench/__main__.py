@@ -1,0 +1,68 @@
+"""``python -m bench``: run the benchmark parts, merge their figures into one JSON file, print the table.
+
+Parts: extract, scale (the 70k run), maps (needs the 70k run's embeddings), deck. A part run again replaces
+its own figures and keeps the others', so parts can be rerun alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import click
+
+PARTS = ("extract", "scale", "maps", "deck")
+
+
+@click.command()
+@click.option("--parts", default=",".join(PARTS), show_default=True, help="Comma-separated parts to run.")
+@click.option("--out", default="out/bench", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--full-set", default="data/fashion-mnist-70k", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Where the 70,000 images are (written once).")
+@click.option("--sizes", default="2000,10000,70000", show_default=True, help="N for the maps part.")
+@click.option("--reps", default=3, show_default=True, help="Repetitions (median quoted); 1 at 70k.")
+@click.option("--fresh-clone/--no-fresh-clone", default=True, show_default=True,
+              help="Time `make deck` in a fresh clone (install included).")
+def main(parts: str, out: Path, full_set: Path, sizes: str, reps: int, fresh_clone: bool) -> None:
+    from . import common, deck, extraction, maps, scale, table, targets
+
+    logging.basicConfig(level=logging.WARNING)
+    wanted = [p.strip() for p in parts.split(",") if p.strip()]
+    unknown = set(wanted) - set(PARTS)
+    if unknown:
+        raise click.BadParameter(f"unknown parts {sorted(unknown)}; parts: {', '.join(PARTS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "bench.json"
+    results = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    results["machine"] = common.machine()
+    scale_out = out / "scale-run"
+    for part in PARTS:
+        if part not in wanted:
+            continue
+        click.echo(f"bench: {part} ...", err=True)
+        started = time.perf_counter()
+        if part == "extract":
+            results[part] = {**extraction.run(reps=reps), "cpu_flags": results["machine"]["cpu_flags"]}
+        elif part == "scale":
+            results[part] = scale.run(full_set.resolve(), scale_out.resolve())
+        elif part == "maps":
+            embeddings = sorted((scale_out / "cache" / "extract").glob("*/embeddings.npy"))
+            if not embeddings:
+                raise click.ClickException("the maps part reads the 70k run's embeddings: run the scale part first")
+            results[part] = maps.run(embeddings[-1], [int(s) for s in sizes.split(",")], reps)
+        elif part == "deck":
+            results[part] = deck.run(fresh=fresh_clone)
+        results[part]["bench_seconds"] = round(time.perf_counter() - started, 1)
+        json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    results["targets"] = targets.evaluate(results)
+    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    text = table.render(results, results["targets"])
+    (out / "bench.md").write_text(text + "\n")
+    click.echo(text)
+    click.echo(f"figures: {json_path}; table: {out / 'bench.md'}", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The demo deck end to end: cold from a fresh clone, the pipeline alone cold, warm, and one parameter changed.
+
+Each is a real command in a subprocess, as a user types it; which stages ran is read from the run record
+(``out/run.json``), and the peak memory of each stage from the same record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_command(command: list[str], cwd: Path, env: dict | None = None) -> dict:
+    """Wall time, exit status and the peak RSS of the largest process the command started."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"seconds": round(seconds, 2), "peak_rss_mb_if_new_high": round(peak / 1024, 1) if peak > before else None}
+
+
+def stages_of(out: Path) -> dict:
+    record = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    return {name: {"state": s["state"], "seconds": s.get("seconds"), "peak_rss_mb": s.get("peak_rss_mb")}
+            for name, s in record["stages"].items()}
+
+
+def ran(stages: dict) -> list[str]:
+    return [name for name, s in stages.items() if s["state"] == "ran"]
+
+
+def pipeline_runs(reps_warm: int = 3) -> dict:
+    """The pipeline alone: cold into an empty output folder, warm, then one t-SNE parameter changed."""
+    embdeck = [sys.executable, "-m", "pipeline.cli"]
+    with tempfile.TemporaryDirectory(prefix="embdeck-bench-") as tmp:
+        out, slides = Path(tmp) / "out", Path(tmp) / "slides"
+        args = ["deck", "--out", str(out), "--set", f"slides={slides}"]
+        cold = run_command(embdeck + args, REPO)
+        cold["stages"] = stages_of(out)
+        warm = [run_command(embdeck + args, REPO) for _ in range(reps_warm)]
+        warm_stages = stages_of(out)
+        changed = run_command(embdeck + args + ["--set", "tsne.perplexity=31"], REPO)
+        changed_stages = stages_of(out)
+    warm_seconds = sorted(w["seconds"] for w in warm)
+    return {"cold": cold, "cold_stage_seconds": round(sum(s["seconds"] or 0 for s in cold["stages"].values()), 1),
+            "warm": {"median_s": warm_seconds[len(warm_seconds) // 2], "runs_s": [w["seconds"] for w in warm],
+                     "stages_ran": ran(warm_stages)},
+            "tsne_perplexity_changed": {"seconds": changed["seconds"], "stages_ran": ran(changed_stages),
+                                        "stages_cached": [n for n, s in changed_stages.items() if s["state"] == "cached"]}}
+
+
+def fresh_clone() -> dict:
+    """``git clone`` then ``make deck``: install (venv, npm packages), pipeline, Slidev build and PDF."""
+    with tempfile.TemporaryDirectory(prefix="embdeck-clone-") as tmp:
+        target = Path(tmp) / "embdeck"
+        subprocess.run(["git", "clone", "-q", str(REPO), str(target)], check=True)
+        # Only the demo images are shared (they are the data, made by `make deck` in ~2 s otherwise).
+        env = {"CI": "", "NUMBA_CACHE_DIR": str(Path(tmp) / "numba-cache")}
+        result = run_command(["make", "deck"], target, env)
+        result["stages"] = stages_of(target / "out")
+        shutil.rmtree(target, ignore_errors=True)
+    result["note"] = ("pip and npm install from their local caches and the Debian packages are already present; "
+                      "a first install on a new machine also downloads them")
+    return result
+
+
+def run(fresh: bool = True) -> dict:
+    out = {"pipeline": pipeline_runs()}
+    if fresh:
+        out["fresh_clone_make_deck"] = fresh_clone()
+    return out

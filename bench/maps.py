@@ -1,0 +1,153 @@
+"""Maps, clustering and retrieval at growing N on real features (Fashion-MNIST, all 70,000 images).
+
+Each row times embdeck's own function (the one its stage calls) next to a named reference where one
+exists: scikit-learn's t-SNE with the same perplexity and iterations, brute-force exact search for FAISS.
+Quality rides along in the same row (trustworthiness, neighbour agreement), so a faster row that is worse
+shows it. Subsets of 2k and 10k are seeded random draws of the full set's embeddings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .common import growth_exponent, timed
+
+
+def subsets(embeddings: np.ndarray, sizes: list[int], seed: int = 0) -> dict[int, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {n: embeddings[np.sort(rng.choice(len(embeddings), size=n, replace=False))] if n < len(embeddings)
+            else embeddings for n in sizes if n <= len(embeddings)}
+
+
+def pca50(x: np.ndarray) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=50, svd_solver="covariance_eigh", random_state=0).fit_transform(x).astype(np.float32)
+
+
+def sklearn_tsne(points: np.ndarray, perplexity: float, n_iter: int, seed: int) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    return TSNE(n_components=2, perplexity=perplexity, max_iter=n_iter, init="pca", learning_rate="auto",
+                random_state=seed, n_jobs=os.cpu_count()).fit_transform(points)
+
+
+def tsne_rows(points: np.ndarray, reps: int) -> dict:
+    from pipeline.config import TsneConfig
+    from pipeline.quality import trustworthiness
+    from pipeline.tsne import fit_tsne, gradient_method
+
+    cfg = TsneConfig()
+    method = gradient_method(cfg.method, len(points), cfg.fft_from)
+    ours, ours_map = timed(lambda: np.asarray(fit_tsne(points, cfg.perplexity, cfg.n_iter, method, cfg.seed,
+                                                       os.cpu_count() or 1)), reps)
+    ref, ref_map = timed(lambda: sklearn_tsne(points, cfg.perplexity, cfg.n_iter, cfg.seed), reps)
+    return {"embdeck": {**ours, "method": f"openTSNE {method}", "trustworthiness": round(trustworthiness(points, ours_map), 4)},
+            "sklearn": {**ref, "method": "scikit-learn barnes_hut", "trustworthiness": round(trustworthiness(points, ref_map), 4)},
+            "speedup": round(ref["median_s"] / ours["median_s"], 2)}
+
+
+def umap_row(x: np.ndarray, reps: int) -> dict:
+    from pipeline.config import UmapConfig
+    from pipeline.quality import trustworthiness
+    from pipeline.umap_map import fit_umap
+
+    cfg = UmapConfig()
+    timing, coords = timed(lambda: fit_umap(x, cfg.n_neighbors, cfg.min_dist, cfg.seed), reps)
+    return {**timing, "trustworthiness": round(trustworthiness(x, coords), 4)}
+
+
+def parametric_row(x: np.ndarray, tsne_map: np.ndarray) -> dict:
+    """Training time of both map networks and how many new images per second they place."""
+    import time
+
+    from pipeline.config import Config
+    from pipeline.paramaps import train_heads
+
+    cfg = Config()
+    started = time.perf_counter()
+    heads = train_heads(x, tsne_map, np.zeros(len(x), dtype=bool), cfg)
+    seconds = time.perf_counter() - started
+    from pipeline.parametric import project
+
+    out = {"train_s_both": round(seconds, 2)}
+    for name, head in heads.items():
+        timing, _ = timed(lambda head=head: project(head, x), 3, warmup=1)
+        out[name] = {"infer_images_per_s": round(len(x) / timing["median_s"], 0), **head.fit_facts}
+    return out
+
+
+def kmeans_row(x: np.ndarray) -> dict:
+    """The stage's sweep on one variant, with the restarts it picks for this N; where that is one restart,
+    SSE and silhouette of one vs four restarts at three k of the grid (the quality the choice gives up)."""
+    from pipeline.clusters import k_grid, prepare, restarts, sweep
+    from pipeline.config import ClusterConfig
+
+    cfg = ClusterConfig()
+    ks, _ = k_grid(len(x), cfg.k_min, cfg.k_max, cfg.steps)
+    prepared = prepare(x, cfg.pca_dims, cfg.seed)
+    n_init = restarts(cfg.n_init, len(x), cfg.n_init_one_from)
+    timing, rows = timed(lambda: sweep(prepared, ks, n_init, cfg.silhouette_sample, cfg.seed), 1)
+    best = int(np.nanargmax(rows["silhouette"]))
+    out = {**timing, "n_init": n_init, "ks": f"{ks[0]}..{ks[-1]} ({len(ks)} values)", "best_silhouette_k": ks[best],
+           "best_silhouette": round(rows["silhouette"][best], 4), "note": "one of the stage's three variants"}
+    if n_init == 1:
+        probe = [ks[1], ks[len(ks) // 2], ks[-1]]
+        four = sweep(prepared, probe, 4, cfg.silhouette_sample, cfg.seed)
+        out["one_vs_four_restarts"] = {
+            str(k): {"sse_ratio": round(rows["sse"][ks.index(k)] / four["sse"][i], 5),
+                     "silhouette_delta": round(rows["silhouette"][ks.index(k)] - four["silhouette"][i], 4)}
+            for i, k in enumerate(probe)}
+    return out
+
+
+def retrieval_row(x: np.ndarray, reps: int, k: int = 5) -> dict:
+    from pipeline.retrieval import cosine_neighbours, normalise
+
+    faiss_t, (found, _) = timed(lambda: cosine_neighbours(x, k), reps)
+
+    def brute():
+        unit = normalise(x)
+        rows = []
+        for start in range(0, len(unit), 4096):
+            sims = unit[start:start + 4096] @ unit.T
+            sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
+            top = np.argpartition(-sims, k, axis=1)[:, :k]
+            rows.append(np.take_along_axis(top, np.argsort(-np.take_along_axis(sims, top, 1), 1), 1))
+        return np.concatenate(rows)
+
+    brute_t, reference = timed(brute, reps)
+    agree = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(found, reference)])
+    return {"faiss": faiss_t, "brute_force_numpy": brute_t, "speedup": round(brute_t["median_s"] / faiss_t["median_s"], 2),
+            "neighbour_agreement": round(float(agree), 4)}
+
+
+def run(embeddings_path: Path, sizes: list[int], reps: int, full_reps: int = 1) -> dict:
+    embeddings = np.load(embeddings_path, allow_pickle=False)
+    from pipeline.umap_map import fit_umap
+
+    warm, _ = timed(lambda: fit_umap(embeddings[:300], 15, 0.1, 0), 1)  # numba compiles once per process
+    out: dict = {"source": str(embeddings_path), "dims": int(embeddings.shape[1]), "umap_first_call_s": warm["median_s"],
+                 "sizes": {}}
+    for n, x in subsets(embeddings, sizes).items():
+        r = reps if n < 50_000 else full_reps
+        points = pca50(x)
+        row = {"reps": r, "tsne": tsne_rows(points, r)}
+        from pipeline.tsne import fit_tsne
+
+        tsne_map = np.asarray(fit_tsne(points, 30.0, 1000, "fft" if n >= 10_000 else "bh", 0, os.cpu_count() or 1))
+        row["umap"] = umap_row(x, r)
+        row["parametric"] = parametric_row(x, tsne_map)
+        row["kmeans_sweep"] = kmeans_row(x)
+        row["retrieval"] = retrieval_row(x, r)
+        out["sizes"][str(n)] = row
+        print(f"maps: N={n} done", flush=True)
+    ns = [int(n) for n in out["sizes"]]
+    pick = {"tsne (embdeck)": lambda r: r["tsne"]["embdeck"]["median_s"], "tsne (sklearn)": lambda r: r["tsne"]["sklearn"]["median_s"],
+            "umap": lambda r: r["umap"]["median_s"], "parametric training": lambda r: r["parametric"]["train_s_both"],
+            "kmeans sweep": lambda r: r["kmeans_sweep"]["median_s"], "faiss retrieval": lambda r: r["retrieval"]["faiss"]["median_s"]}
+    out["exponents"] = {name: growth_exponent(ns, [f(out["sizes"][str(n)]) for n in ns]) for name, f in pick.items()}
+    return out

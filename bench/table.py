@@ -1,0 +1,97 @@
+"""The bench's figures as a Markdown table (printed and written beside the JSON)."""
+
+from __future__ import annotations
+
+
+def fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def extraction_lines(extract: dict) -> list[str]:
+    peaks = extract["gemm_peak_gflop_per_s"]
+    out = [f"### Extraction ({extract['device']}; GEMM peak fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} GFLOP/s;"
+           f" {extract['speed_images']} demo images, batch {extract['batch_size']})", ""]
+    rows = []
+    for name, b in extract["backbones"].items():
+        seed = b["seed_way"]["images_per_s"]
+        rows.append([b["model"], b["input_size"], "seed deck's way (1 image, 32 px upsampled, fp32)", seed, "", "", "", 1.0])
+        for dtype in ("fp32", "bf16"):
+            p, m = b[dtype]["pipeline"], b[dtype]["model_only"]
+            rows.append([b["model"], b["input_size"], f"embdeck {dtype}, batched", p["images_per_s"], p["model_share"],
+                         m["images_per_s"], m["fraction_of_peak"], round(p["images_per_s"] / seed, 2)])
+    out += table(["model", "px", "way", "images/s (decode+model)", "model share", "model-only images/s",
+                  f"fraction of {''}dtype GEMM peak", "x seed way"], rows)
+    q = extract["quality"]
+    rows = [[name, v["input_size"], v["knn_accuracy"], v.get("cosine_to_fp32_min", ""), v.get("cosine_to_fp32_mean", ""),
+             v.get("knn_delta_vs_fp32", "")] for name, v in q.items() if isinstance(v, dict)]
+    out += [f"Quality, bundled backbone on all {q['images']} demo images ({q['folds']}-fold 5-NN accuracy):", ""]
+    out += table(["features", "px", "5-NN accuracy", "lowest cosine to fp32", "mean cosine", "accuracy - fp32"], rows)
+    return out
+
+
+def maps_lines(maps: dict) -> list[str]:
+    out = [f"### Maps, clustering, retrieval on Fashion-MNIST features ({maps['dims']}-d; medians)", ""]
+    rows = []
+    for n, r in maps["sizes"].items():
+        t = r["tsne"]
+        rows.append([n, r["reps"], t["embdeck"]["method"], t["embdeck"]["median_s"], t["embdeck"]["trustworthiness"],
+                     t["sklearn"]["median_s"], t["sklearn"]["trustworthiness"], t["speedup"]])
+    out += table(["N", "reps", "embdeck t-SNE", "s", "trust", "scikit-learn s", "trust", "speed-up"], rows)
+    rows = []
+    for n, r in maps["sizes"].items():
+        p = r["parametric"]
+        rows.append([n, r["umap"]["median_s"], r["umap"]["trustworthiness"], p["train_s_both"],
+                     p["param_umap"]["train_images"], p["param_umap"]["infer_images_per_s"], p["tsne_mlp"]["infer_images_per_s"],
+                     r["kmeans_sweep"]["median_s"], r["kmeans_sweep"]["ks"], r["retrieval"]["faiss"]["median_s"],
+                     r["retrieval"]["brute_force_numpy"]["median_s"], r["retrieval"]["neighbour_agreement"]])
+    out += table(["N", "UMAP s", "trust", "parametric training s (both)", "trained on", "param UMAP images/s",
+                  "t-SNE MLP images/s", "k-means sweep s", "k grid", "FAISS 5-NN s", "brute force s", "agreement"], rows)
+    out += [f"UMAP's first call in a process (numba): {maps['umap_first_call_s']} s. Growth exponents (time ~ N^e): "
+            + fmt(maps["exponents"]), ""]
+    return out
+
+
+def deck_lines(deck: dict) -> list[str]:
+    p = deck["pipeline"]
+    out = ["### Demo deck", ""]
+    rows = [["pipeline + render, cold (empty output folder)", p["cold"]["seconds"], "all"],
+            ["warm rerun, nothing changed (median)", p["warm"]["median_s"], ", ".join(p["warm"]["stages_ran"]) or "none"],
+            ["tsne.perplexity changed", p["tsne_perplexity_changed"]["seconds"], ", ".join(p["tsne_perplexity_changed"]["stages_ran"])]]
+    fresh = deck.get("fresh_clone_make_deck")
+    if fresh:
+        rows.insert(0, ["fresh clone: make deck (install, pipeline, Slidev build, PDF)", fresh["seconds"], "all"])
+    out += table(["run", "s", "stages that ran"], rows)
+    stages = p["cold"]["stages"]
+    out += table(["stage (cold)", "s", "peak RSS MiB"], [[n, s["seconds"], s["peak_rss_mb"]] for n, s in stages.items()])
+    return out
+
+
+def scale_lines(scale: dict) -> list[str]:
+    out = [f"### All of Fashion-MNIST: {scale['images']:,} images, `{scale['command']}`", "",
+           f"Wall time {scale['wall_s']} s, peak memory {scale['peak_rss_mb']} MiB, extraction {scale['images_per_s_extract']} images/s.", ""]
+    out += table(["stage", "state", "s", "peak RSS MiB"], [[n, s["state"], s["seconds"], s["peak_rss_mb"]]
+                                                            for n, s in scale["stages"].items()])
+    return out
+
+
+def render(results: dict, targets: list[dict]) -> str:
+    m = results["machine"]
+    lines = [f"## embdeck bench — {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
+             + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"), ""]
+    for part, fn in (("extract", extraction_lines), ("maps", maps_lines), ("scale", scale_lines), ("deck", deck_lines)):
+        if part in results:
+            lines += fn(results[part])
+    lines += ["### Targets", ""]
+    lines += table(["target", "measured", "wanted", "status", "note"],
+                   [[t["target"], t["measured"], t["wanted"], t["status"], t["note"]] for t in targets])
+    return "\n".join(lines)

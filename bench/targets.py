@@ -1,0 +1,86 @@
+"""The issue's targets, each read off the bench's own figures: met, not met (with the measured bound), or not
+measured in this run (a part was skipped, or no GPU was present)."""
+
+from __future__ import annotations
+
+
+def _get(data: dict, *keys, default=None):
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return default
+        data = data[key]
+    return data
+
+
+def dependants(name: str) -> set[str]:
+    """``name`` and every stage that reads its outputs, directly or not (from the stage declarations)."""
+    from pipeline.stages import STAGES
+
+    found = {name}
+    for stage in STAGES:  # listed in dependency order
+        if found & set(stage.deps):
+            found.add(stage.name)
+    return found
+
+
+def evaluate(results: dict) -> list[dict]:
+    rows = []
+
+    def add(name, value, target, met, note=""):
+        rows.append({"target": name, "measured": value, "wanted": target,
+                     "status": "not measured" if met is None else ("met" if met else "NOT met"), "note": note})
+
+    extract = results.get("extract")
+    if extract and extract.get("device") == "cpu":
+        vit = extract["backbones"]["vit"]
+        frac = vit["fp32"]["model_only"]["fraction_of_peak"]
+        add("ViT-S/16 fp32: fraction of fp32 GEMM peak", frac, ">= 0.70", frac >= 0.70)
+        dtype, quality = extract["default_dtype"], extract["quality"]["bf16 default size"]
+        for name in ("vit", "bundled"):
+            b = extract["backbones"][name]
+            ratio = round(b[dtype]["pipeline"]["images_per_s"] / b["seed_way"]["images_per_s"], 2)
+            add(f"{name}: default CPU path ({dtype}) vs the seed deck's way", ratio, ">= 2.5", ratio >= 2.5)
+        equal = quality["cosine_to_fp32_min"] >= 0.99 and abs(quality["knn_delta_vs_fp32"]) <= 0.005
+        add("bf16 vs fp32: lowest cosine (bundled, demo set)", quality["cosine_to_fp32_min"], ">= 0.99",
+            quality["cosine_to_fp32_min"] >= 0.99)
+        add("bf16 vs fp32: k-NN accuracy difference", quality["knn_delta_vs_fp32"], "|d| <= 0.005",
+            abs(quality["knn_delta_vs_fp32"]) <= 0.005)
+        add("the CPU default is bf16 only at equal quality", dtype, "bf16 if equal, else fp32",
+            dtype == ("bf16" if equal else "fp32"))
+        share = extract["backbones"]["bundled"][dtype]["pipeline"]["model_share"]
+        add("decoding never starves the model (model's share of extraction time)", share, ">= 0.9", share >= 0.9)
+    elif extract:
+        b = extract["backbones"]["vit"]
+        ratio = round(b["bf16"]["pipeline"]["images_per_s"] / b["seed_way"]["images_per_s"], 2)
+        add("GPU: ViT-S/16 bf16 vs the seed deck's way", ratio, ">= 10", ratio >= 10)
+    maps = results.get("maps")
+    if maps:
+        sizes = maps["sizes"]
+        slower = [n for n, r in sizes.items() if r["tsne"]["speedup"] < 1.0]
+        add("t-SNE never slower than scikit-learn", {n: r["tsne"]["speedup"] for n, r in sizes.items()}, ">= 1 at every N",
+            not slower, f"slower at N={', '.join(slower)}" if slower else "")
+        full = sizes.get("70000")
+        if full:
+            add("t-SNE at 70k vs scikit-learn", full["tsne"]["speedup"], ">= 2.5", full["tsne"]["speedup"] >= 2.5)
+        gaps = {n: round(r["tsne"]["embdeck"]["trustworthiness"] - r["tsne"]["sklearn"]["trustworthiness"], 4)
+                for n, r in sizes.items()}
+        add("t-SNE trustworthiness vs scikit-learn", gaps, "within 0.01", all(abs(g) <= 0.01 for g in gaps.values()))
+    scale = results.get("scale")
+    if scale:
+        add("70,000 images: whole run (embdeck deck)", scale["wall_s"], "< 900 s", scale["wall_s"] < 900)
+        peak = scale["peak_rss_mb"]
+        add("70,000 images: peak memory (MiB)", peak, "< 8192", None if peak is None else peak < 8192)
+    deck = results.get("deck")
+    if deck:
+        p = deck["pipeline"]
+        add("demo pipeline cold (s)", p["cold"]["seconds"], "< 90", p["cold"]["seconds"] < 90)
+        add("demo warm rerun (s), nothing recomputed", p["warm"]["median_s"], "< 3, no stage ran",
+            p["warm"]["median_s"] < 3 and not p["warm"]["stages_ran"])
+        changed = p["tsne_perplexity_changed"]["stages_ran"]
+        expected = dependants("tsne")
+        add("one t-SNE parameter changed: only t-SNE and its dependants rerun", ", ".join(changed),
+            "tsne + dependants", set(changed) <= expected and "tsne" in changed)
+        fresh = deck.get("fresh_clone_make_deck")
+        if fresh:
+            add("demo deck from a fresh clone, install included (s)", fresh["seconds"], "< 300", fresh["seconds"] < 300)
+    return rows

@@ -1,0 +1,87 @@
+"""The pieces the speed work rests on: the dtype check, peak memory, the capped parametric training, the exact
+kNN graph, the t-SNE method by N, and the bench's own arithmetic. (Speed itself is measured by `make bench`.)"""
+
+import numpy as np
+import pytest
+
+from pipeline import memory, parametric, paramaps, tsne
+from pipeline.config import Config
+
+
+def test_bf16_is_measured_against_fp32_and_cnns_run_channels_last(small_set):
+    import torch
+
+    from pipeline import backbone
+    from pipeline.extract import check_dtype
+    from pipeline.features import Extractor, pick_dtype, preprocess_for
+
+    cfg = Config()
+    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    model = backbone.build(backbone.resolve(cfg.backbone)).eval()
+    paths = sorted(small_set.rglob("*.png"))
+    prep = preprocess_for(model, cfg)
+    bf16 = Extractor(model, prep, torch.device("cpu"), torch.bfloat16, cfg.ingest.max_pixels)
+    cfg.extract.dtype_check_images = 8
+    check = check_dtype(bf16, paths, cfg)
+    assert check["images"] == 8 and 0.97 <= check["min_cosine_to_fp32"] <= 1.0 + 1e-6
+    # The CNN runs channels-last in micro-batches; the features must not depend on how a batch is cut.
+    fp32 = Extractor(model, prep, torch.device("cpu"), torch.float32, cfg.ingest.max_pixels)
+    assert fp32.convolutional and fp32.micro_batch == 8
+    batch = np.stack([fp32.load(p) for p in paths[:12]])
+    whole = fp32.features(batch)[0]
+    fp32.micro_batch = 12
+    assert torch.allclose(fp32.features(batch)[0], whole, atol=1e-4)
+
+
+def test_peak_memory_sees_an_allocation_and_resets():
+    if not memory.reset_peak():
+        pytest.skip("this kernel does not allow resetting the peak RSS")
+    before = memory.peak_rss_mb()
+    block = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MiB, touched
+    during = memory.peak_rss_mb()
+    del block
+    memory.reset_peak()
+    after = memory.peak_rss_mb()
+    assert during - before >= 60 and after < during - 30
+
+
+def test_exact_knn_graph_matches_brute_force(pixel_features):
+    x, _ = pixel_features
+    found, dists = parametric.exact_knn(x, 6)
+    brute = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=2)
+    expected = np.sort(brute, axis=1)[:, :6]
+    assert np.allclose(dists, expected, atol=1e-3)
+    assert (found[:, 0] == np.arange(len(x))).mean() > 0.99  # itself first, as umap-learn expects
+
+
+def test_parametric_training_is_capped_and_judged_on_what_it_saw(pixel_features):
+    x, labels = pixel_features
+    held = parametric.holdout_split([str(v) for v in labels], 0.2, seed=0)
+    rows = paramaps.training_rows(held, 150, seed=0)
+    assert len(rows) == 150 and not held[rows].any() and np.array_equal(rows, paramaps.training_rows(held, 150, 0))
+    assert np.array_equal(paramaps.training_rows(held, 0, 0), np.flatnonzero(~held))
+    cfg = Config()
+    cfg.parametric.umap_max_train_images, cfg.parametric.umap_epochs, cfg.parametric.tsne_epochs = 150, 5, 5
+    heads = paramaps.train_heads(x, x[:, :2], held, cfg)
+    assert heads["param_umap"].fit_facts["train_images"] == 150 and not held[heads["param_umap"].trained_rows].any()
+    assert heads["tsne_mlp"].fit_facts["train_images"] == (~held).sum()  # the cheap regression sees them all
+
+
+def test_tsne_method_by_n():
+    assert tsne.gradient_method("auto", 2_000, 30_000) == "bh"
+    assert tsne.gradient_method("auto", 70_000, 30_000) == "fft"
+    assert tsne.gradient_method("bh", 70_000, 30_000) == "bh"
+    with pytest.raises(Exception, match="auto, fft or bh"):
+        tsne.gradient_method("exact", 10, 30_000)
+
+
+def test_bench_arithmetic_and_targets():
+    from bench.common import growth_exponent
+    from bench.targets import dependants, evaluate
+
+    assert growth_exponent([1000, 2000, 4000], [1.0, 4.0, 16.0]) == pytest.approx(2.0)
+    assert dependants("tsne") >= {"tsne", "parametric", "fidelity"} and "umap" not in dependants("tsne")
+    rows = evaluate({"maps": {"sizes": {"2000": {"tsne": {"speedup": 0.9, "embdeck": {"trustworthiness": 0.98},
+                                                         "sklearn": {"trustworthiness": 0.985}}}}}})
+    never_slower = next(r for r in rows if r["target"].startswith("t-SNE never slower"))
+    assert never_slower["status"] == "NOT met" and "2000" in never_slower["note"]
