@@ -69,7 +69,8 @@ def parametric_row(x: np.ndarray, tsne_map: np.ndarray) -> dict:
 
     cfg = Config()
     started = time.perf_counter()
-    heads = train_heads(x, tsne_map, np.zeros(len(x), dtype=bool), cfg)
+    heldout = np.random.default_rng(0).random(len(x)) < cfg.parametric.holdout  # as the stage holds images out
+    heads = train_heads(x, tsne_map, heldout, cfg)
     seconds = time.perf_counter() - started
     from pipeline.parametric import project
 
