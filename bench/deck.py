@@ -66,7 +66,7 @@ def fresh_clone() -> dict:
     with tempfile.TemporaryDirectory(prefix="embdeck-clone-") as tmp:
         target = Path(tmp) / "embdeck"
         subprocess.run(["git", "clone", "-q", str(REPO), str(target)], check=True)
-        # Only the demo images are shared (they are the data, made by `make deck` in ~2 s otherwise).
+        # A fresh numba cache too, so the first compile of umap-learn's functions is counted.
         env = {"CI": "", "NUMBA_CACHE_DIR": str(Path(tmp) / "numba-cache")}
         result = run_command(["make", "deck"], target, env)
         result["stages"] = stages_of(target / "out")

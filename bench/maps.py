@@ -35,7 +35,8 @@ def sklearn_tsne(points: np.ndarray, perplexity: float, n_iter: int, seed: int) 
                 random_state=seed, n_jobs=os.cpu_count()).fit_transform(points)
 
 
-def tsne_rows(points: np.ndarray, reps: int) -> dict:
+def tsne_rows(points: np.ndarray, reps: int) -> tuple[dict, np.ndarray]:
+    """embdeck's t-SNE (method picked by N as the stage does) beside scikit-learn's; also embdeck's map."""
     from pipeline.config import TsneConfig
     from pipeline.quality import trustworthiness
     from pipeline.tsne import fit_tsne, gradient_method
@@ -47,7 +48,7 @@ def tsne_rows(points: np.ndarray, reps: int) -> dict:
     ref, ref_map = timed(lambda: sklearn_tsne(points, cfg.perplexity, cfg.n_iter, cfg.seed), reps)
     return {"embdeck": {**ours, "method": f"openTSNE {method}", "trustworthiness": round(trustworthiness(points, ours_map), 4)},
             "sklearn": {**ref, "method": "scikit-learn barnes_hut", "trustworthiness": round(trustworthiness(points, ref_map), 4)},
-            "speedup": round(ref["median_s"] / ours["median_s"], 2)}
+            "speedup": round(ref["median_s"] / ours["median_s"], 2)}, ours_map
 
 
 def umap_row(x: np.ndarray, reps: int) -> dict:
@@ -136,10 +137,8 @@ def run(embeddings_path: Path, sizes: list[int], reps: int, full_reps: int = 1) 
     for n, x in subsets(embeddings, sizes).items():
         r = reps if n < 50_000 else full_reps
         points = pca50(x)
-        row = {"reps": r, "tsne": tsne_rows(points, r)}
-        from pipeline.tsne import fit_tsne
-
-        tsne_map = np.asarray(fit_tsne(points, 30.0, 1000, "fft" if n >= 10_000 else "bh", 0, os.cpu_count() or 1))
+        tsne_row, tsne_map = tsne_rows(points, r)
+        row = {"reps": r, "tsne": tsne_row}
         row["umap"] = umap_row(x, r)
         row["parametric"] = parametric_row(x, tsne_map)
         row["kmeans_sweep"] = kmeans_row(x)

@@ -23,6 +23,8 @@ def ensure_full_set(folder: Path) -> int:
 
     stamp = folder / ".embdeck-full-set"
     if not stamp.is_file():
+        if folder.is_dir() and any(folder.iterdir()):
+            raise RuntimeError(f"{folder} is not empty and was not written by the bench; give a new folder")
         count = write_full_dataset(folder)
         stamp.write_text(str(count))
     return int(stamp.read_text())

@@ -30,7 +30,7 @@ def extraction_lines(extract: dict) -> list[str]:
             rows.append([b["model"], b["input_size"], f"embdeck {dtype}, batched", p["images_per_s"], p["model_share"],
                          m["images_per_s"], m["fraction_of_peak"], round(p["images_per_s"] / seed, 2)])
     out += table(["model", "px", "way", "images/s (decode+model)", "model share", "model-only images/s",
-                  f"fraction of {''}dtype GEMM peak", "x seed way"], rows)
+                  "fraction of the dtype's GEMM peak", "x seed way"], rows)
     q = extract["quality"]
     rows = [[name, v["input_size"], v["knn_accuracy"], v.get("cosine_to_fp32_min", ""), v.get("cosine_to_fp32_mean", ""),
              v.get("knn_delta_vs_fp32", "")] for name, v in q.items() if isinstance(v, dict)]

@@ -1,8 +1,8 @@
 """Stage ``clusters``: the k-means sweep of seed 003, on three embedding variants, and a justified k.
 
 Inputs: ``ingest`` (paths, labels), ``extract`` (global embedding and mean of patch tokens). Params:
-``clusters``. Each variant (one, when the two features coincide, as they do for a CNN) (the global embedding / CLS token, the mean of the patch tokens, and their
-concatenation) is L2-normalised per image (so that neither half of the concatenation dominates) and reduced
+``clusters``. Each variant (the global embedding / CLS token, the mean of the patch tokens, and their
+concatenation; only the first when the two coincide, as they do for a CNN) is L2-normalised per image (so that neither half of the concatenation dominates) and reduced
 by PCA to ``pca_dims``; k-means (scikit-learn, seeded, ``n_init`` restarts) runs for every k of the grid.
 Per k: silhouette (on a seeded sample when N is large), Davies-Bouldin, and SSE (inertia).
 The elbow is the Kneedle point of the SSE curve (the k farthest below the chord joining the curve's ends,

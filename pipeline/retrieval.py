@@ -61,7 +61,7 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int, folds: int, s
     """Cross-validated k-NN accuracy (cosine) and the number of folds used (bounded by the smallest class)."""
     from sklearn.model_selection import StratifiedKFold
 
-    classes, codes = np.unique(labels, return_inverse=True)
+    _, codes = np.unique(labels, return_inverse=True)
     folds = min(folds, int(np.bincount(codes).min()))
     if folds < 2:
         return float("nan"), folds
