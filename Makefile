@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EMBDECK := $(VENV)/bin/embdeck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := dataset-fashion-mnist chromium poppler-utils
+DEBIAN_PACKAGES := dataset-fashion-mnist chromium poppler-utils g++ libfftw3-dev
 IMAGES ?=
 ARGS ?=
 NPX := npx --no-install

@@ -19,11 +19,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_command(command: list[str], cwd: Path, env: dict | None = None) -> dict:
+def run_command(command: list[str], cwd: Path, env: dict | None = None, base_env: dict | None = None) -> dict:
     """Wall time, exit status and the peak RSS of the largest process the command started."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=cwd, env={**(os.environ if base_env is None else base_env), **(env or {})},
+                          capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
@@ -68,7 +69,10 @@ def fresh_clone() -> dict:
         subprocess.run(["git", "clone", "-q", str(REPO), str(target)], check=True)
         # A fresh numba cache too, so the first compile of umap-learn's functions is counted.
         env = {"CI": "", "NUMBA_CACHE_DIR": str(Path(tmp) / "numba-cache")}
-        result = run_command(["make", "deck"], target, env)
+        # As a user types it: not `make bench`'s own variables (its ARGS would reach `make deck` through
+        # MAKEFLAGS), and a fresh virtual environment of the clone's own.
+        clean = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VIRTUAL_ENV")}
+        result = run_command(["make", "deck"], target, env, base_env=clean)
         result["stages"] = stages_of(target / "out")
         shutil.rmtree(target, ignore_errors=True)
     result["note"] = ("pip and npm install from their local caches and the Debian packages are already present; "

@@ -5,6 +5,8 @@ The seed's settings are the defaults: perplexity 30, 1,000 iterations (openTSNE 
 early-exaggeration iterations and 750 more). ``method = "auto"`` picks openTSNE's Barnes-Hut gradient below
 ``fft_from`` points and its FFT-interpolated gradient from there on, where FFT is the faster one (measured:
 the crossover lies near 27,000 points here; ``make bench`` compares both with scikit-learn's t-SNE).
+openTSNE is built from source against FFTW (``make install``): its wheel's own FFT is ~20 % slower at 70,000
+points. Which one ran is recorded (``fft_library``).
 A perplexity too large for the set is lowered to (N - 1) / 3 and the run record says so.
 """
 
@@ -41,15 +43,51 @@ def gradient_method(method: str, n: int, fft_from: int) -> str:
     return method
 
 
-def fit_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, seed: int, n_jobs: int):
-    """openTSNE embedding of ``points``; returns the fitted ``TSNEEmbedding`` (it can place new points)."""
-    from openTSNE import TSNE
+def fft_library() -> str:
+    """``"FFTW"`` when openTSNE's FFT gradient was built against FFTW, else ``"numpy"`` (its wheel's fallback)."""
+    from pathlib import Path
 
+    import openTSNE
+
+    for lib in (Path(openTSNE.__file__).parent / "_matrix_mul").glob("*.so"):
+        if b"fftw_execute" in lib.read_bytes():
+            return "FFTW"
+    return "numpy"
+
+
+def nearest_others(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, Euclidean distances) of each point's ``k`` nearest other points, by exact FAISS search.
+
+    openTSNE would find them with Annoy, approximately, in ~13 s at 70,000 points on 2 cores; exact search
+    takes a few seconds and cannot miss a neighbour.
+    """
+    from .parametric import exact_knn
+
+    found, distances = exact_knn(points, k + 1)
+    # The first k hits that are not the point itself (with exact duplicates, itself need not come first).
+    order = np.argsort(found == np.arange(len(found))[:, None], axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(found, order, 1), np.take_along_axis(distances, order, 1).astype(np.float64)
+
+
+def fit_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, seed: int, n_jobs: int):
+    """openTSNE embedding of ``points``; returns the fitted ``TSNEEmbedding`` (it can place new points).
+
+    The affinities are openTSNE's own (the kernel its ``TSNE.fit`` uses, on 3 x perplexity neighbours),
+    built from exact neighbours instead of Annoy's approximate ones.
+    """
+    from openTSNE import TSNE
+    from openTSNE.affinity import MultiscaleMixture
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    neighbours, distances = nearest_others(points, min(len(points) - 1, int(3 * perplexity)))
+    affinities = MultiscaleMixture(perplexities=[perplexity], n_jobs=n_jobs, random_state=seed,
+                                   knn_index=PrecomputedNeighbors(neighbours, distances))
     exaggeration_iter = min(250, n_iter // 4)
     tsne = TSNE(n_components=2, perplexity=perplexity, n_iter=n_iter - exaggeration_iter,
                 early_exaggeration_iter=exaggeration_iter, negative_gradient_method=method,
                 random_state=seed, n_jobs=n_jobs, initialization="pca", verbose=False)
-    return tsne.fit(np.ascontiguousarray(points, dtype=np.float64))
+    return tsne.fit(points, affinities=affinities)
 
 
 def run(ctx: StageContext) -> dict:
@@ -68,7 +106,8 @@ def run(ctx: StageContext) -> dict:
     figures.scatter_by_label(coords, labels, f"t-SNE (perplexity {perplexity:g}, {cfg.n_iter} iterations)",
                              ctx.out_dir / "tsne_map.png")
     return {"perplexity": round(perplexity, 3), "requested_perplexity": cfg.perplexity, "adjustment": note,
-            "n_iter": cfg.n_iter, "method": method, "input_dims": int(points.shape[1]),
+            "n_iter": cfg.n_iter, "method": method, "fft_library": fft_library() if method == "fft" else None,
+            "neighbours": "exact (FAISS)", "input_dims": int(points.shape[1]),
             "kl_divergence": round(float(embedding.kl_divergence), 4), "seconds": round(seconds, 3)}
 
 

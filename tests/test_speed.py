@@ -67,6 +67,26 @@ def test_parametric_training_is_capped_and_judged_on_what_it_saw(pixel_features)
     assert heads["tsne_mlp"].fit_facts["train_images"] == (~held).sum()  # the cheap regression sees them all
 
 
+def test_tsne_neighbours_are_exact_and_exclude_the_point_itself(pixel_features):
+    from openTSNE.affinity import MultiscaleMixture
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+    from sklearn.neighbors import NearestNeighbors
+
+    x, _ = pixel_features
+    x = np.concatenate([x[:200], x[:3], x[:3]])  # each of the first three images three times over
+    found, distances = tsne.nearest_others(x, 90)
+    assert found.shape == (len(x), 90) and not (found == np.arange(len(x))[:, None]).any()
+    assert np.array_equal(distances[[0, 200, 203], :2], np.zeros((3, 2)))  # its two copies come first
+    _, reference = NearestNeighbors(n_neighbors=90).fit(x).kneighbors(x[3:200], 91)
+    agree = np.mean([len(np.intersect1d(a, b[1:])) / 90 for a, b in zip(found[3:200], reference)])
+    assert agree > 0.999
+    # The affinities are those openTSNE computes itself with its exact neighbour search.
+    unique = x[:200].astype(np.float64)
+    ours = MultiscaleMixture(perplexities=[30], knn_index=PrecomputedNeighbors(*tsne.nearest_others(unique, 90)))
+    theirs = MultiscaleMixture(unique, [30], method="exact")
+    assert abs(ours.P - theirs.P).max() < 1e-5 and abs(ours.P.sum() - 1.0) < 1e-6
+
+
 def test_tsne_method_by_n():
     assert tsne.gradient_method("auto", 2_000, 30_000) == "bh"
     assert tsne.gradient_method("auto", 70_000, 30_000) == "fft"
@@ -85,3 +105,8 @@ def test_bench_arithmetic_and_targets():
                                                          "sklearn": {"trustworthiness": 0.985}}}}}})
     never_slower = next(r for r in rows if r["target"].startswith("t-SNE never slower"))
     assert never_slower["status"] == "NOT met" and "2000" in never_slower["note"]
+
+
+def test_install_builds_opentsne_against_fftw():
+    # make install builds openTSNE from source against Debian's FFTW; its wheel would fall back to a slower FFT.
+    assert tsne.fft_library() == "FFTW"
