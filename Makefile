@@ -73,7 +73,7 @@ status: $(VENV)/.installed
 test: install
 	$(PY) -m pytest $(ARGS)
 
-# Speed against named references, side by side (about 40 min on 2 cores); figures in out/bench/.
+# Speed against named references, side by side (about 35 min on 2 cores); figures in out/bench/.
 # Parts alone: make bench ARGS="--parts extract" (extract, scale, maps, deck).
 bench: install
 	$(PY) -m bench $(ARGS)

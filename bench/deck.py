@@ -69,9 +69,10 @@ def fresh_clone() -> dict:
         subprocess.run(["git", "clone", "-q", str(REPO), str(target)], check=True)
         # A fresh numba cache too, so the first compile of umap-learn's functions is counted.
         env = {"CI": "", "NUMBA_CACHE_DIR": str(Path(tmp) / "numba-cache")}
-        # As a user types it: not `make bench`'s own variables (its ARGS would reach `make deck` through
-        # MAKEFLAGS), and a fresh virtual environment of the clone's own.
-        clean = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VIRTUAL_ENV")}
+        # As a user types it: without `make bench`'s own variables (make exports its command line's ARGS to
+        # the environment, where `make deck` would read them) and outside the bench's virtual environment.
+        inherited = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "ARGS", "IMAGES", "VIRTUAL_ENV")
+        clean = {k: v for k, v in os.environ.items() if k not in inherited}
         result = run_command(["make", "deck"], target, env, base_env=clean)
         result["stages"] = stages_of(target / "out")
         shutil.rmtree(target, ignore_errors=True)

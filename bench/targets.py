@@ -36,11 +36,20 @@ def evaluate(results: dict) -> list[dict]:
         frac = vit["fp32"]["model_only"]["fraction_of_peak"]
         add("ViT-S/16 fp32: fraction of fp32 GEMM peak", frac, ">= 0.70", frac >= 0.70)
         dtype, quality = extract["default_dtype"], extract["quality"]["bf16 default size"]
+        equal = quality["cosine_to_fp32_min"] >= 0.99 and abs(quality["knn_delta_vs_fp32"]) <= 0.005
+        peak = extract["gemm_peak_gflop_per_s"]["fp32"]
         for name in ("vit", "bundled"):
             b = extract["backbones"][name]
             ratio = round(b[dtype]["pipeline"]["images_per_s"] / b["seed_way"]["images_per_s"], 2)
-            add(f"{name}: default CPU path ({dtype}) vs the seed deck's way", ratio, ">= 2.5", ratio >= 2.5)
-        equal = quality["cosine_to_fp32_min"] >= 0.99 and abs(quality["knn_delta_vs_fp32"]) <= 0.005
+            # The bound: the seed's loop already does the model's arithmetic at some GFLOP/s; no fp32 path can
+            # beat it by more than the fp32 GEMM peak allows.
+            seed_gflops = b["seed_way"]["images_per_s"] * b["fp32"]["model_only"]["gflop_per_image"]
+            bf16 = round(b["bf16"]["pipeline"]["images_per_s"] / b["seed_way"]["images_per_s"], 2)
+            note = (f"bound: the seed's loop runs at {seed_gflops / peak:.2f} of the fp32 GEMM peak, so fp32 can be "
+                    f"at most {peak / seed_gflops:.2f}x it; bf16 gives {bf16}x"
+                    + (", at equal quality" if equal else " but misses the equal-quality bar"))
+            add(f"{name}: default CPU path ({dtype}) vs the seed deck's way", ratio, ">= 2.5", ratio >= 2.5,
+                note if dtype == "fp32" and ratio < 2.5 else "")
         add("bf16 vs fp32: lowest cosine (bundled, demo set)", quality["cosine_to_fp32_min"], ">= 0.99",
             quality["cosine_to_fp32_min"] >= 0.99)
         add("bf16 vs fp32: k-NN accuracy difference", quality["knn_delta_vs_fp32"], "|d| <= 0.005",

@@ -110,3 +110,13 @@ def test_bench_arithmetic_and_targets():
 def test_install_builds_opentsne_against_fftw():
     # make install builds openTSNE from source against Debian's FFTW; its wheel would fall back to a slower FFT.
     assert tsne.fft_library() == "FFTW"
+
+
+def test_bench_counts_every_flop_of_a_vit():
+    # ViT-S/16 at 224: the patch convolution, then 12 blocks of qkv, attention, projection and MLP matmuls.
+    from bench.extraction import build_extractor, model_flops
+
+    tokens, width = 197, 384
+    block = 2 * tokens * width * (3 * width + width + 2 * 4 * width) + 2 * 2 * tokens * tokens * width
+    expected = 12 * block + 2 * 196 * width * 3 * 16 * 16
+    assert model_flops(build_extractor("vit", "fp32")) == pytest.approx(expected, rel=1e-6)
