@@ -85,7 +85,7 @@ def parametric_row(x: np.ndarray, tsne_map: np.ndarray) -> dict:
 def kmeans_row(x: np.ndarray) -> dict:
     """The stage's sweep on one variant, with the restarts it picks for this N; where that is one restart,
     SSE and silhouette of one vs four restarts at three k of the grid (the quality the choice gives up)."""
-    from pipeline.clusters import k_grid, prepare, restarts, sweep
+    from pipeline.clusters import choose_k, k_grid, kneedle, prepare, restarts, sweep
     from pipeline.config import ClusterConfig
 
     cfg = ClusterConfig()
@@ -94,8 +94,13 @@ def kmeans_row(x: np.ndarray) -> dict:
     n_init = restarts(cfg.n_init, len(x), cfg.n_init_one_from)
     timing, rows = timed(lambda: sweep(prepared, ks, n_init, cfg.silhouette_sample, cfg.seed), 1)
     best = int(np.nanargmax(rows["silhouette"]))
+    elbow = kneedle(ks, rows["sse"])
+    chosen, reason = choose_k(ks, rows["silhouette"], rows["davies_bouldin"], elbow)
     out = {**timing, "n_init": n_init, "ks": f"{ks[0]}..{ks[-1]} ({len(ks)} values)", "best_silhouette_k": ks[best],
-           "best_silhouette": round(rows["silhouette"][best], 4), "note": "one of the stage's three variants"}
+           "best_silhouette": round(rows["silhouette"][best], 4), "elbow_k": elbow, "chosen_k": chosen, "reason": reason,
+           "per_k": {str(k): {"silhouette": round(rows["silhouette"][i], 4), "davies_bouldin": round(rows["davies_bouldin"][i], 4),
+                              "sse": round(rows["sse"][i], 1)} for i, k in enumerate(ks)},
+           "note": "one of the stage's three variants"}
     if n_init == 1:
         probe = [ks[1], ks[len(ks) // 2], ks[-1]]
         four = sweep(prepared, probe, 4, cfg.silhouette_sample, cfg.seed)

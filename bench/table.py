@@ -52,10 +52,13 @@ def maps_lines(maps: dict) -> list[str]:
         p = r["parametric"]
         rows.append([n, r["umap"]["median_s"], r["umap"]["trustworthiness"], p["train_s_both"],
                      p["param_umap"]["train_images"], p["param_umap"]["infer_images_per_s"], p["tsne_mlp"]["infer_images_per_s"],
-                     r["kmeans_sweep"]["median_s"], r["kmeans_sweep"]["ks"], r["retrieval"]["faiss"]["median_s"],
+                     r["kmeans_sweep"]["median_s"], r["kmeans_sweep"]["ks"],
+                     f"{r['kmeans_sweep'].get('chosen_k', '')} (elbow {r['kmeans_sweep'].get('elbow_k', '')}, best silhouette "
+                     f"{r['kmeans_sweep']['best_silhouette_k']}: {r['kmeans_sweep']['best_silhouette']})",
+                     r["retrieval"]["faiss"]["median_s"],
                      r["retrieval"]["brute_force_numpy"]["median_s"], r["retrieval"]["neighbour_agreement"]])
     out += table(["N", "UMAP s", "trust", "parametric training s (both)", "trained on", "param UMAP images/s",
-                  "t-SNE MLP images/s", "k-means sweep s", "k grid", "FAISS 5-NN s", "brute force s", "agreement"], rows)
+                  "t-SNE MLP images/s", "k-means sweep s", "k grid", "chosen k", "FAISS 5-NN s", "brute force s", "agreement"], rows)
     out += [f"UMAP's first call in a process (numba): {maps['umap_first_call_s']} s. Growth exponents (time ~ N^e): "
             + fmt(maps["exponents"]), ""]
     return out
