@@ -19,12 +19,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_command(command: list[str], cwd: Path, env: dict | None = None, base_env: dict | None = None) -> dict:
-    """Wall time, exit status and the peak RSS of the largest process the command started."""
+def run_command(command: list[str], cwd: Path, env: dict | None = None) -> dict:
+    """Wall time, exit status and the peak RSS of the largest process the command started (``env``: its whole
+    environment, this process's by default)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env={**(os.environ if base_env is None else base_env), **(env or {})},
-                          capture_output=True, text=True)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
@@ -67,13 +67,13 @@ def fresh_clone() -> dict:
     with tempfile.TemporaryDirectory(prefix="embdeck-clone-") as tmp:
         target = Path(tmp) / "embdeck"
         subprocess.run(["git", "clone", "-q", str(REPO), str(target)], check=True)
-        # A fresh numba cache too, so the first compile of umap-learn's functions is counted.
-        env = {"CI": "", "NUMBA_CACHE_DIR": str(Path(tmp) / "numba-cache")}
         # As a user types it: without `make bench`'s own variables (make exports its command line's ARGS to
-        # the environment, where `make deck` would read them) and outside the bench's virtual environment.
+        # the environment, where `make deck` would read them) and outside the bench's virtual environment;
+        # with a fresh numba cache, so the first compile of umap-learn's functions is counted.
         inherited = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "ARGS", "IMAGES", "VIRTUAL_ENV")
-        clean = {k: v for k, v in os.environ.items() if k not in inherited}
-        result = run_command(["make", "deck"], target, env, base_env=clean)
+        env = {**{k: v for k, v in os.environ.items() if k not in inherited},
+               "CI": "", "NUMBA_CACHE_DIR": str(Path(tmp) / "numba-cache")}
+        result = run_command(["make", "deck"], target, env)
         result["stages"] = stages_of(target / "out")
         shutil.rmtree(target, ignore_errors=True)
     result["note"] = ("pip and npm install from their local caches and the Debian packages are already present; "

@@ -33,11 +33,14 @@ def cosine_neighbours(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     index.add(unit)
     k = min(k, len(unit) - 1)
     scores, found = index.search(unit, k + 1)
-    keep = found != np.arange(len(unit))[:, None]
-    # drop self (normally the first hit; with exact duplicates it may be another position)
-    rows = [f[m][:k] for f, m in zip(found, keep)]
-    cos = [s[m][:k] for s, m in zip(scores, keep)]
-    return np.stack(rows), np.stack(cos)
+    return without_self(found, scores, k)
+
+
+def without_self(found: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` hits of each row's search that are not the row's own point, and their values (scores or
+    distances). Self is normally the first hit; with exact duplicates it may come later."""
+    order = np.argsort(found == np.arange(len(found))[:, None], axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(found, order, 1), np.take_along_axis(values, order, 1)
 
 
 def precision_at_k(neighbours: np.ndarray, labels: np.ndarray) -> float:

@@ -62,11 +62,10 @@ def nearest_others(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     takes a few seconds and cannot miss a neighbour.
     """
     from .parametric import exact_knn
+    from .retrieval import without_self
 
-    found, distances = exact_knn(points, k + 1)
-    # The first k hits that are not the point itself (with exact duplicates, itself need not come first).
-    order = np.argsort(found == np.arange(len(found))[:, None], axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(found, order, 1), np.take_along_axis(distances, order, 1).astype(np.float64)
+    found, distances = without_self(*exact_knn(points, k + 1), k)
+    return found, distances.astype(np.float64)
 
 
 def fit_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, seed: int, n_jobs: int):
