@@ -35,13 +35,13 @@ def build_extractor(name: str, dtype_name: str, input_size: int = 0, device: str
     import torch
 
     from pipeline import backbone as backbones
-    from pipeline.config import Config
+    from pipeline.config import load_config
     from pipeline.features import Extractor, preprocess_for
 
-    cfg = Config()
-    cfg.backbone.input_size = input_size
+    overrides = [f"backbone.input_size={input_size}"]
     if name == "vit":  # the DINO ViT-S/16 architecture; random weights cost the same as DINO's
-        cfg.backbone.model, cfg.backbone.weights = "vit_small_patch16_224.dino", "random"
+        overrides += ["backbone.model=vit_small_patch16_224.dino", "backbone.weights=random"]
+    cfg = load_config(None, overrides)
     model = backbones.build(backbones.resolve(cfg.backbone), seed=0).eval()
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
     return Extractor(model, preprocess_for(model, cfg), torch.device(device), dtype, cfg.ingest.max_pixels)
@@ -118,7 +118,7 @@ def seed_way(extractor, paths: list[Path], reps: int) -> dict:
 def quality(paths: list[Path], labels: list[str], batch_size: int) -> dict:
     """Bundled backbone on every demo image: bf16 vs fp32 at the default size, and 112 px vs the default."""
     from pipeline.features import cosine_rows
-    from pipeline.retrieval import knn_accuracy
+    from pipeline.stages.retrieval import knn_accuracy
 
     workers = os.cpu_count() or 1
     label_array = np.asarray(labels)

@@ -37,11 +37,11 @@ def sklearn_tsne(points: np.ndarray, perplexity: float, n_iter: int, seed: int) 
 
 def tsne_rows(points: np.ndarray, reps: int) -> tuple[dict, np.ndarray]:
     """embdeck's t-SNE (method picked by N as the stage does) beside scikit-learn's; also embdeck's map."""
-    from pipeline.config import TsneConfig
+    from pipeline.config import Config
     from pipeline.quality import trustworthiness
-    from pipeline.tsne import fit_tsne, gradient_method
+    from pipeline.stages.tsne import fit_tsne, gradient_method
 
-    cfg = TsneConfig()
+    cfg = Config().tsne
     method = gradient_method(cfg.method, len(points), cfg.fft_from)
     ours, ours_map = timed(lambda: np.asarray(fit_tsne(points, cfg.perplexity, cfg.n_iter, method, cfg.seed,
                                                        os.cpu_count() or 1)), reps)
@@ -52,11 +52,11 @@ def tsne_rows(points: np.ndarray, reps: int) -> tuple[dict, np.ndarray]:
 
 
 def umap_row(x: np.ndarray, reps: int) -> dict:
-    from pipeline.config import UmapConfig
+    from pipeline.config import Config
     from pipeline.quality import trustworthiness
-    from pipeline.umap_map import fit_umap
+    from pipeline.stages.umap import fit_umap
 
-    cfg = UmapConfig()
+    cfg = Config().umap
     timing, coords = timed(lambda: fit_umap(x, cfg.n_neighbors, cfg.min_dist, cfg.seed), reps)
     return {**timing, "trustworthiness": round(trustworthiness(x, coords), 4)}
 
@@ -66,14 +66,14 @@ def parametric_row(x: np.ndarray, tsne_map: np.ndarray) -> dict:
     import time
 
     from pipeline.config import Config
-    from pipeline.paramaps import train_heads
+    from pipeline.stages.parametric import train_heads
 
     cfg = Config()
     started = time.perf_counter()
     heldout = np.random.default_rng(0).random(len(x)) < cfg.parametric.holdout  # as the stage holds images out
     heads = train_heads(x, tsne_map, heldout, cfg)
     seconds = time.perf_counter() - started
-    from pipeline.parametric import project
+    from pipeline.map_heads import project
 
     out = {"train_s_both": round(seconds, 2)}
     for name, head in heads.items():
@@ -85,10 +85,10 @@ def parametric_row(x: np.ndarray, tsne_map: np.ndarray) -> dict:
 def kmeans_row(x: np.ndarray) -> dict:
     """The stage's sweep on one variant, with the restarts it picks for this N; where that is one restart,
     SSE and silhouette of one vs four restarts at three k of the grid (the quality the choice gives up)."""
-    from pipeline.clusters import choose_k, k_grid, kneedle, prepare, restarts, sweep
-    from pipeline.config import ClusterConfig
+    from pipeline.config import Config
+    from pipeline.stages.clusters import choose_k, k_grid, kneedle, prepare, restarts, sweep
 
-    cfg = ClusterConfig()
+    cfg = Config().clusters
     ks, _ = k_grid(len(x), cfg.k_min, cfg.k_max, cfg.steps)
     prepared = prepare(x, cfg.pca_dims, cfg.seed)
     n_init = restarts(cfg.n_init, len(x), cfg.n_init_one_from)
@@ -112,7 +112,7 @@ def kmeans_row(x: np.ndarray) -> dict:
 
 
 def retrieval_row(x: np.ndarray, reps: int, k: int = 5) -> dict:
-    from pipeline.retrieval import cosine_neighbours, normalise
+    from pipeline.neighbours import cosine_neighbours, normalise
 
     faiss_t, (found, _) = timed(lambda: cosine_neighbours(x, k), reps)
 
@@ -134,7 +134,7 @@ def retrieval_row(x: np.ndarray, reps: int, k: int = 5) -> dict:
 
 def run(embeddings_path: Path, sizes: list[int], reps: int, full_reps: int = 1) -> dict:
     embeddings = np.load(embeddings_path, allow_pickle=False)
-    from pipeline.umap_map import fit_umap
+    from pipeline.stages.umap import fit_umap
 
     warm, _ = timed(lambda: fit_umap(embeddings[:300], 15, 0.1, 0), 1)  # numba compiles once per process
     out: dict = {"source": str(embeddings_path), "dims": int(embeddings.shape[1]), "umap_first_call_s": warm["median_s"],

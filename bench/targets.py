@@ -14,7 +14,7 @@ def _get(data: dict, *keys, default=None):
 
 def dependants(name: str) -> set[str]:
     """``name`` and every stage that reads its outputs, directly or not (from the stage declarations)."""
-    from pipeline.stages import STAGES
+    from pipeline.registry import STAGES
 
     found = {name}
     for stage in STAGES:  # listed in dependency order

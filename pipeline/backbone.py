@@ -16,9 +16,12 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import BackboneConfig
-from .runner import StageError, file_sha256
+from .artifacts import StageError, file_sha256
+
+if TYPE_CHECKING:
+    from .config import BackboneConfig
 
 log = logging.getLogger("embdeck")
 
@@ -135,7 +138,7 @@ def check_model_name(model: str) -> None:
         raise StageError(f"backbone.model: timm has no model named {model!r} (see timm.list_models())")
 
 
-def resolve(cfg: BackboneConfig) -> BackboneChoice:
+def resolve(cfg: "BackboneConfig") -> BackboneChoice:
     """Decide the backbone and its weights without building it (cheap: used in every run's cache key)."""
     model = DINO if cfg.model == "auto" else cfg.model
     check_model_name(model)

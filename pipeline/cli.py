@@ -34,11 +34,8 @@ def common_options(func):
     @functools.wraps(func)
     def wrapper(images, config_file, overrides, out, **kwargs):
         with user_errors():
-            cfg = load_config(config_file, overrides)
-            if images:
-                cfg.images = images
-            if out:
-                cfg.out = out
+            options = [f"images={images}"] * bool(images) + [f"out={out}"] * bool(out)
+            cfg = load_config(config_file, [*overrides, *options])
             check_paths(cfg)
             return func(cfg, **kwargs)
 
@@ -52,8 +49,8 @@ class user_errors:
         return self
 
     def __exit__(self, kind, exc, tb):
+        from .artifacts import StageError
         from .demo import DemoDataError
-        from .runner import StageError
 
         if exc is not None and isinstance(exc, (ConfigError, StageError, DemoDataError)):
             raise UserError(str(exc)) from None
@@ -97,8 +94,8 @@ def main(verbose: bool) -> None:
 def run_pipeline(cfg: Config, only: str | None, force: bool) -> dict:
     from .demo import ensure_demo
     from .record import build_record, write_record
+    from .registry import STAGES
     from .runner import Runner
-    from .stages import STAGES
 
     if not cfg.images:
         ensure_demo(cfg)
@@ -119,7 +116,7 @@ def publish_models(result: dict, root: Path) -> None:
     """Copy the exported models to ``<out>/model_repository`` (a Triton model repository), atomically."""
     import shutil
 
-    from .export import REPOSITORY
+    from .stages.export import REPOSITORY
 
     export = result["stages"].get("export")
     if export is None or "dir" not in export:
@@ -163,14 +160,22 @@ def deck(cfg: Config, only: str | None, force: bool) -> None:
 @common_options
 def status(cfg: Config) -> None:
     """Say which stages are up to date and why the others are stale."""
+    from .registry import STAGES
     from .runner import Runner
-    from .stages import STAGES
 
     for plan in Runner(cfg, STAGES).plan():
         if plan.reasons:
             click.echo(f"{plan.stage.name:8s} stale: {'; '.join(plan.reasons)}")
         else:
             click.echo(f"{plan.stage.name:8s} up to date ({plan.key[:12]})")
+
+
+@main.command()
+def graph() -> None:
+    """Print the stage graph: each stage with its inputs, parameters and outputs, from its declaration."""
+    from .registry import STAGES, describe
+
+    click.echo(describe(STAGES), nl=False)
 
 
 @main.command()

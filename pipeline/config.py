@@ -1,46 +1,59 @@
-"""One typed config for the whole pipeline; every default lives here.
+"""One typed config for the whole pipeline; every default and every rule on a value lives here.
 
 A run's config is the defaults, then a TOML file (``--config``), then ``--set section.key=value``
-overrides, in that order. Each stage declares which sections it reads, so a change to one section only
-invalidates the stages that read it.
+overrides, in that order. Each field's allowed values or range is declared beside it, as data
+(``rule(default, choices=...)`` / ``rule(default, low=..., high=...)``), and checked when the config is built;
+the config is frozen from then on. One top-level ``seed`` gives every section's seed that is not set itself.
+Each stage declares which sections it reads, so a change to one section only invalidates the stages that
+read it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .artifacts import hash_json
 
 
 class ConfigError(ValueError):
     """A user error in the config: the message says what to change."""
 
 
-@dataclass
+def rule(default, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
+         above: float | None = None):
+    """A field with its rule: one of ``choices``, or within [low, high] (``above``: strictly greater)."""
+    return field(default=default, metadata={"choices": choices, "low": low, "high": high, "above": above})
+
+
+SEED = rule(None, low=0)  # None: the top-level seed
+
+
+@dataclass(frozen=True)
 class DemoConfig:
     """The built-in demo set: a stratified subset of Fashion-MNIST's test split, plus real photos."""
 
-    per_class: int = 200
-    seed: int = 0
+    per_class: int = rule(200, low=1)
+    seed: int = rule(0, low=0)  # which images make the demo set: data, not an analysis, so not the run's seed
     folder: str = "data/demo"
 
 
-@dataclass
+@dataclass(frozen=True)
 class IngestConfig:
     """Which files count as images and how big an image may be before it is refused."""
 
     extensions: tuple[str, ...] = (
         ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".jp2", ".pbm", ".pgm", ".ppm",
     )
-    max_pixels: int = 100_000_000
-    workers: int = 0  # 0: one per CPU core
+    max_pixels: int = rule(100_000_000, low=1)
+    workers: int = rule(0, low=0)  # 0: one per CPU core
 
 
-@dataclass
+@dataclass(frozen=True)
 class BackboneConfig:
     """Which network makes the embeddings, and how images are prepared for it.
 
@@ -49,145 +62,150 @@ class BackboneConfig:
     """
 
     model: str = "auto"
-    weights: str = ""  # a local state-dict file (.pth/.safetensors) for air-gapped machines
-    preprocess: str = "timm"  # "timm": the pretrained data config; "thumbnail": the seed's 32 px -> input size
-    thumbnail_size: int = 32
-    input_size: int = 0  # 0: the model's pretrained input size
-    hub_timeout_s: float = 5.0
+    weights: str = ""  # a local state-dict file (.pth/.safetensors) for air-gapped machines; "random" for tests
+    # "timm": the pretrained data config; "thumbnail": the seed's 32 px -> input size
+    preprocess: str = rule("timm", choices=("timm", "thumbnail"))
+    thumbnail_size: int = rule(32, low=1)
+    input_size: int = rule(0, low=0)  # 0: the model's pretrained input size
+    hub_timeout_s: float = rule(5.0, low=0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExtractConfig:
-    """How extraction runs: batch size, device and dtype."""
+    """How extraction runs (batch size, device, dtype) and what it keeps of each decoded image."""
 
-    batch_size: int = 64
-    device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "auto"  # auto (bf16 on a GPU, fp32 on a CPU: see features.pick_dtype) | fp32 | bf16
-    dtype_check_images: int = 32  # under bf16, images spread over the set whose features are compared with fp32
-    patch_images_from_set: int = 4  # data-set images whose spatial patch tokens are kept for patch maps
+    batch_size: int = rule(64, low=1)
+    device: str = rule("auto", choices=("auto", "cpu", "cuda"))  # auto: CUDA when present
+    dtype: str = rule("auto", choices=("auto", "fp32", "bf16"))  # auto: bf16 on a GPU, fp32 on a CPU
+    dtype_check_images: int = rule(32, low=1)  # under bf16, images spread over the set compared with fp32
+    patch_images_from_set: int = rule(4, low=0)  # data-set images whose spatial patch tokens are kept for patch maps
     patch_photos: str = "auto"  # extra photos for patch maps: auto (the demo photos on the demo set), a folder, or ""
-    seed: int = 0
+    # Kept from the one decode of each image, for the stages that need pixels: the raw-pixel baseline's
+    # small copy (side, in pixels) and the interactive map's thumbnail.
+    keep_pixels: int = rule(32, low=4, high=256)
+    keep_thumb: int = rule(48, low=8, high=256)
+    seed: int | None = SEED
 
 
-@dataclass
+@dataclass(frozen=True)
 class PcaConfig:
     """PCA of the global embeddings: the 2-D map and the explained-variance curve."""
 
-    n_components: int = 50
+    n_components: int = rule(50, low=2)
     whiten: bool = False
-    seed: int = 0
+    seed: int | None = SEED
 
 
-@dataclass
+@dataclass(frozen=True)
 class TsneConfig:
     """t-SNE on PCA-50 with openTSNE; the seed's perplexity 30 and 1,000 iterations."""
 
-    perplexity: float = 30.0
-    n_iter: int = 1000
-    method: str = "auto"  # auto (Barnes-Hut below fft_from points, FFT from there) | bh | fft
+    perplexity: float = rule(30.0, low=1)
+    n_iter: int = rule(1000, low=4)
+    method: str = rule("auto", choices=("auto", "bh", "fft"))  # auto: Barnes-Hut below fft_from points, FFT from there
     # Where openTSNE's FFT gradient overtakes its Barnes-Hut one on 2 cores (Fashion-MNIST features, PCA-50):
     # BH 43.8 s vs FFT 55.9 s at 20k, 82.1 s vs 66.0 s at 35k; at 70k FFT ~113 s.
-    fft_from: int = 27_000
-    n_jobs: int = 0  # 0: one per CPU core
-    seed: int = 0
+    fft_from: int = rule(27_000, low=1)
+    n_jobs: int = rule(0, low=0)  # 0: one per CPU core
+    seed: int | None = SEED
 
 
-@dataclass
+@dataclass(frozen=True)
 class UmapConfig:
     """umap-learn, 2-D, seeded (which makes it single-threaded and reproducible)."""
 
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    seed: int = 0
+    n_neighbors: int = rule(15, low=2)
+    min_dist: float = rule(0.1, low=0, high=1)
+    seed: int | None = SEED
 
 
-@dataclass
+@dataclass(frozen=True)
 class ParametricConfig:
     """Parametric maps in PyTorch: a UMAP-objective encoder and an MLP regressing the t-SNE map."""
 
-    holdout: float = 0.2  # share of images never seen in training, projected afterwards
+    holdout: float = rule(0.2, above=0, high=0.9)  # share of images never seen in training, projected afterwards
     # The parametric UMAP learns from at most this many training images (seeded sample; 0: all). Measured on
     # all of Fashion-MNIST: held-out trustworthiness 0.904 from 5,000 vs 0.906 from 10,000, in half the time.
-    umap_max_train_images: int = 5000
-    hidden: int = 256
+    umap_max_train_images: int = rule(5000, low=0)
+    hidden: int = rule(256, low=1)
     # Chosen on the demo set by held-out fidelity: longer training fits the training images better
     # (200 UMAP epochs: trustworthiness 0.945) but new images no better (0.89), i.e. it overfits.
-    umap_epochs: int = 80
-    tsne_epochs: int = 150
-    learning_rate: float = 1e-3
-    batch_size: int = 256  # images per step for the t-SNE MLP
-    edge_batch: int = 4096  # graph edges per step for the parametric UMAP
-    negative_samples: int = 5
-    seed: int = 0
+    umap_epochs: int = rule(80, low=1)
+    tsne_epochs: int = rule(150, low=1)
+    learning_rate: float = rule(1e-3, above=0)
+    batch_size: int = rule(256, low=1)  # images per step for the t-SNE MLP
+    edge_batch: int = rule(4096, low=1)  # graph edges per step for the parametric UMAP
+    negative_samples: int = rule(5, low=1)
+    seed: int | None = SEED
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClusterConfig:
     """The k-means sweep (seed 003): metrics per k, an elbow, a chosen k with its reason."""
 
-    k_min: int = 2
-    k_max: int = 0  # 0: scaled to the set, 2 * sqrt(N) (at most N - 1)
-    steps: int = 15
+    k_min: int = rule(2, low=2)
+    k_max: int = rule(0, low=0)  # 0: scaled to the set, 2 * sqrt(N) (at most N - 1)
+    steps: int = rule(15, low=1)
     # k-means restarts: 0 = 4 below n_init_one_from images, 1 from there (scikit-learn's own default with
     # k-means++); at 70,000 images one restart's SSE is within a fraction of a percent of four's (make bench).
-    n_init: int = 0
-    n_init_one_from: int = 10_000
-    pca_dims: int = 50  # k-means runs on L2-normalised features reduced to this many components
-    silhouette_sample: int = 5000
-    seed: int = 0
+    n_init: int = rule(0, low=0)
+    n_init_one_from: int = rule(10_000, low=1)
+    pca_dims: int = rule(50, low=2)  # k-means runs on L2-normalised features reduced to this many components
+    silhouette_sample: int = rule(5000, low=10)
+    seed: int | None = SEED
 
 
-@dataclass
+@dataclass(frozen=True)
 class PatchConfig:
     """Patch maps (seed 004): PCA of patch tokens, foreground mask, RGB of three components."""
 
-    threshold: float = 0.6
+    threshold: float = rule(0.6, low=0, high=1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RetrievalConfig:
     """Cosine nearest neighbours with FAISS; k-NN accuracy when there are labels."""
 
-    top_k: int = 5
-    queries: int = 6
-    knn_k: int = 5
-    folds: int = 5
-    seed: int = 0
+    top_k: int = rule(5, low=1)
+    queries: int = rule(6, low=0)
+    knn_k: int = rule(5, low=1)
+    folds: int = rule(5, low=2)
+    seed: int | None = SEED
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportConfig:
     """The TorchScript export and its parity check."""
 
-    check_images: int = 16
-    tolerance: float = 1e-4
-    batch_size: int = 8
+    check_images: int = rule(16, low=1)
+    tolerance: float = rule(1e-4, above=0)
+    batch_size: int = rule(8, low=1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class GalleryConfig:
-    """The report's interactive map: thumbnails shown on hover."""
+    """The report's interactive map: which images it shows (thumbnails come from extraction)."""
 
-    thumb: int = 48
-    max_points: int = 5000
-    seed: int = 0
+    max_points: int = rule(5000, low=1)
+    seed: int | None = SEED
 
 
-@dataclass
+@dataclass(frozen=True)
 class FidelityConfig:
     """How faithful each map is: trustworthiness and neighbours kept, with this many neighbours."""
 
-    k: int = 10
-    seed: int = 0
+    k: int = rule(10, low=1)
+    seed: int | None = SEED
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    """The whole run's settings."""
+    """The whole run's settings; checked against every field's rule when it is built, then frozen."""
 
     images: str = ""  # the image folder; "" means the demo set
     out: str = "out"  # where the cache, run record, report and exports go (never the input folder)
     slides: str = "slides"  # the Slidev folder: slides.md and public/figures/ are written here
+    seed: int = rule(0, low=0)  # every section's seed that is not set itself
     demo: DemoConfig = field(default_factory=DemoConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -202,6 +220,13 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
+
+    def __post_init__(self):
+        for name in sections():
+            section = getattr(self, name)
+            if getattr(section, "seed", 0) is None:  # derived from the run's seed
+                object.__setattr__(self, name, dataclasses.replace(section, seed=self.seed))
+        check_rules(self)
 
     def section(self, name: str) -> dict:
         """A section (or top-level key) as plain JSON-able data, for cache keys and the run record."""
@@ -222,14 +247,43 @@ def to_plain(value):
     return value
 
 
-def hash_json(data) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+def sections() -> list[str]:
+    return [f.name for f in dataclasses.fields(Config) if f.default_factory is not dataclasses.MISSING]
 
 
-def _coerce(text_or_value, type_hint, key: str):
+def broken_rule(value, meta: dict) -> str:
+    """Why ``value`` breaks its field's rule, or "" when it keeps it."""
+    if value is None:
+        return ""
+    if meta.get("choices") and value not in meta["choices"]:
+        return f"must be one of: {', '.join(map(str, meta['choices']))}"
+    low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
+    if low is not None and value < low:
+        return f"must be at least {low:g}" + (f" and at most {high:g}" if high is not None else "")
+    if above is not None and value <= above:
+        return f"must be greater than {above:g}" + (f" and at most {high:g}" if high is not None else "")
+    if high is not None and value > high:
+        return f"must be at most {high:g}"
+    return ""
+
+
+def check_rules(cfg: Config) -> None:
+    for owner, prefix in [(cfg, "")] + [(getattr(cfg, name), f"{name}.") for name in sections()]:
+        for f in dataclasses.fields(owner):
+            why = broken_rule(getattr(owner, f.name), f.metadata) if f.metadata else ""
+            if why:
+                raise ConfigError(f"{prefix}{f.name} = {getattr(owner, f.name)!r} {why}")
+
+
+def _coerce(raw, type_hint, key: str):
     """Turn a TOML value or a --set string into the field's declared type, or say why not."""
     origin = typing.get_origin(type_hint)
-    value = text_or_value
+    if origin in (typing.Union, types.UnionType):
+        if raw is None or str(raw).strip().lower() in ("", "none"):
+            return None
+        type_hint = next(arg for arg in typing.get_args(type_hint) if arg is not type(None))
+        origin = typing.get_origin(type_hint)
+    value = raw
     try:
         if type_hint is bool:
             if isinstance(value, bool):
@@ -253,60 +307,76 @@ def _coerce(text_or_value, type_hint, key: str):
             return tuple(str(s).strip() for s in items)
     except (TypeError, ValueError):
         pass
-    raise ConfigError(f"{key}: cannot read {text_or_value!r} as {getattr(type_hint, '__name__', type_hint)}")
+    raise ConfigError(f"{key}: cannot read {raw!r} as {getattr(type_hint, '__name__', type_hint)}")
 
 
 def _field_types(cls) -> dict:
     return typing.get_type_hints(cls)
 
 
-def set_value(cfg: Config, dotted: str, raw) -> None:
-    """Set ``section.key`` (or a top-level key) on ``cfg`` from a string or TOML value, type-checked."""
+def set_value(data: dict, dotted: str, raw) -> None:
+    """Set ``section.key`` (or a top-level key) in the config's plain data, type-checked against Config."""
     parts = dotted.split(".")
-    target = cfg
+    cls, target = Config, data
     for part in parts[:-1]:
-        if not hasattr(target, part) or not dataclasses.is_dataclass(getattr(target, part)):
+        types_here = _field_types(cls)
+        if part not in types_here or not dataclasses.is_dataclass(types_here[part]):
             raise ConfigError(f"unknown config section {part!r} in {dotted!r}; known: {', '.join(sections())}")
-        target = getattr(target, part)
+        cls, target = types_here[part], target[part]
     name = parts[-1]
-    types = _field_types(type(target))
-    if name not in types or dataclasses.is_dataclass(getattr(target, name, None)):
-        known = ", ".join(k for k in types if not dataclasses.is_dataclass(getattr(target, k)))
+    types_here = _field_types(cls)
+    if name not in types_here or dataclasses.is_dataclass(types_here[name]):
+        known = ", ".join(k for k, t in types_here.items() if not dataclasses.is_dataclass(t))
         raise ConfigError(f"unknown config key {dotted!r}; known keys here: {known}")
-    setattr(target, name, _coerce(raw, types[name], dotted))
+    target[name] = _coerce(raw, types_here[name], dotted)
 
 
-def sections() -> list[str]:
-    return [f.name for f in dataclasses.fields(Config)]
-
-
-def _apply_mapping(cfg: Config, data: dict, prefix: str = "") -> None:
-    for key, value in data.items():
+def _apply_mapping(data: dict, mapping: dict, prefix: str = "") -> None:
+    for key, value in mapping.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
-            _apply_mapping(cfg, value, dotted + ".")
+            _apply_mapping(data, value, dotted + ".")
         else:
-            set_value(cfg, dotted, value)
+            set_value(data, dotted, value)
+
+
+def _unresolved_defaults() -> dict:
+    """The defaults as plain data, section seeds still unset (so a top-level seed can reach them)."""
+    return {f.name: (to_plain(f.default_factory()) if f.default_factory is not dataclasses.MISSING
+                     else f.default) for f in dataclasses.fields(Config)}
+
+
+def build(data: dict) -> Config:
+    """A frozen, checked Config from plain data."""
+    hints = _field_types(Config)
+    values = {}
+    for name, value in data.items():
+        if dataclasses.is_dataclass(hints[name]):
+            section_hints = _field_types(hints[name])
+            value = hints[name](**{k: tuple(v) if typing.get_origin(section_hints[k]) is tuple else v
+                                   for k, v in value.items()})
+        values[name] = value
+    return Config(**values)
 
 
 def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
-    """Defaults, then the TOML file, then ``key=value`` overrides."""
-    cfg = Config()
+    """Defaults, then the TOML file, then ``key=value`` overrides; checked and frozen."""
+    data = _unresolved_defaults()
     if path:
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            mapping = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        _apply_mapping(cfg, data)
+        _apply_mapping(data, mapping)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set wants key=value, got {item!r}")
         key, raw = item.split("=", 1)
-        set_value(cfg, key.strip(), raw.strip())
-    return cfg
+        set_value(data, key.strip(), raw.strip())
+    return build(data)
 
 
 def diff_params(old: dict, new: dict, prefix: str = "") -> list[str]:

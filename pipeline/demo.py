@@ -15,10 +15,12 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import Config
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger("embdeck")
 
@@ -37,15 +39,15 @@ class DemoDataError(RuntimeError):
     pass
 
 
-def demo_root(cfg: Config) -> Path:
+def demo_root(cfg: "Config") -> Path:
     return Path(cfg.demo.folder).expanduser()
 
 
-def dataset_folder(cfg: Config) -> Path:
+def dataset_folder(cfg: "Config") -> Path:
     return demo_root(cfg) / "fashion-mnist"
 
 
-def photos_folder(cfg: Config) -> Path:
+def photos_folder(cfg: "Config") -> Path:
     return demo_root(cfg) / "photos"
 
 
@@ -114,7 +116,7 @@ def build_photos(target: Path) -> None:
         cv2.imwrite(str(target / f"{name}.png"), cv2.cvtColor(image[:, :, :3], cv2.COLOR_RGB2BGR))
 
 
-def ensure_demo(cfg: Config) -> Path:
+def ensure_demo(cfg: "Config") -> Path:
     """Write the demo set once; a complete set (stamp matches the settings) is left untouched."""
     root = demo_root(cfg)
     stamp_path = root / "demo.json"

@@ -10,9 +10,9 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -20,8 +20,10 @@ import torch
 from tqdm import tqdm
 
 from . import images
-from .config import Config
-from .runner import StageError
+from .artifacts import StageError
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger("embdeck")
 
@@ -74,7 +76,7 @@ def resize_center_crop(rgb: np.ndarray, size: int, crop_pct: float, interpolatio
     return np.ascontiguousarray(resized[top:top + size, left:left + size])
 
 
-def preprocess_for(model: torch.nn.Module, cfg: Config) -> Preprocess:
+def preprocess_for(model: torch.nn.Module, cfg: "Config") -> Preprocess:
     import timm.data
 
     data = timm.data.resolve_model_data_config(model)
@@ -133,22 +135,69 @@ def split_features(model: torch.nn.Module, feats: torch.Tensor) -> tuple[torch.T
     return pooled, spatial.mean(dim=(1, 2)), spatial
 
 
-def prefetched_batches(paths: list[Path], load: Callable[[Path], np.ndarray], batch_size: int,
-                       workers: int) -> Iterator[np.ndarray]:
+def prefetched(items: list, load: Callable, batch_size: int, workers: int) -> Iterator[list]:
     """Decode batches in worker threads, one batch ahead of the model, in input order, memory bounded."""
-    chunks = iter([paths[i:i + batch_size] for i in range(0, len(paths), batch_size)])
+    chunks = iter([items[i:i + batch_size] for i in range(0, len(items), batch_size)])
     with ThreadPoolExecutor(workers) as pool:
         pending: deque = deque()
         for chunk in chunks:
-            pending.append([pool.submit(load, p) for p in chunk])
+            pending.append([pool.submit(load, item) for item in chunk])
             if len(pending) == 2:
                 break
         while pending:
             futures = pending.popleft()
             next_chunk = next(chunks, None)
             if next_chunk is not None:
-                pending.append([pool.submit(load, p) for p in next_chunk])
-            yield np.stack([f.result() for f in futures])
+                pending.append([pool.submit(load, item) for item in next_chunk])
+            yield [f.result() for f in futures]
+
+
+@dataclass(frozen=True)
+class Keep:
+    """What a pass keeps of each decoded image besides its features, so no later stage decodes it again.
+
+    ``pixels``: side of the raw-pixel baseline's copy; ``thumb``: side of the map's letterboxed thumbnail;
+    ``crop``: side of a centre crop, for the rows in ``crop_rows`` (the patch maps' figure). 0: not kept.
+    """
+
+    pixels: int = 0
+    thumb: int = 0
+    crop: int = 0
+    crop_rows: frozenset = frozenset()
+
+
+@dataclass
+class Batch:
+    """One batch of a pass: rows ``start:start + len(inputs)`` of the input list."""
+
+    start: int
+    inputs: np.ndarray  # the model's uint8 input images
+    pooled: np.ndarray
+    mean: np.ndarray
+    spatial: np.ndarray | None
+    kept: dict[str, np.ndarray]  # "pixels", "thumb": stacked; "crop": {row: image}
+
+
+@dataclass
+class PassStats:
+    """How one pass went; the log, the run record and the slides all read these figures."""
+
+    images: int = 0
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def stop(self) -> "PassStats":
+        self.seconds = time.perf_counter() - self.started
+        return self
+
+    @property
+    def model_share(self) -> float:
+        return self.model_seconds / max(self.seconds, 1e-12)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / max(self.seconds, 1e-12)
 
 
 # On a CPU a CNN is fastest fed a few images at a time: its activations then stay in cache (EfficientNet-Lite0
@@ -176,6 +225,21 @@ class Extractor:
     def load(self, path: Path) -> np.ndarray:
         return self.prep.resize(images.read_rgb(path, self.max_pixels))
 
+    def decode(self, row: int, item, keep: Keep) -> dict:
+        """One input, decoded once: the model's input and what ``keep`` asks for. An array is an input that
+        an earlier pass already decoded and resized."""
+        if isinstance(item, np.ndarray):
+            return {"input": item}
+        rgb = images.read_rgb(item, self.max_pixels)
+        found = {"input": self.prep.resize(rgb)}
+        if keep.pixels:
+            found["pixels"] = images.small_copy(rgb, keep.pixels)
+        if keep.thumb:
+            found["thumb"] = images.letterbox(rgb, keep.thumb)
+        if keep.crop and row in keep.crop_rows:
+            found["crop"] = resize_center_crop(rgb, keep.crop, 1.0, "bicubic")
+        return found
+
     def agreement(self, paths: list[Path]) -> float:
         """Lowest cosine, over ``paths``, between this dtype's features (global and patch mean) and fp32's."""
         batch = np.stack([self.load(p) for p in paths])
@@ -197,21 +261,34 @@ class Extractor:
                 parts.append([t.float().cpu() for t in split_features(self.model, feats)])
         return tuple(torch.cat(column) for column in zip(*parts))
 
-    def run(self, paths: list[Path], batch_size: int, workers: int, keep_spatial: bool = False, desc: str = "extract"):
-        """Features of ``paths``; ``self.model_seconds`` is the time spent in the model (the rest is waiting
-        for decoded images), which shows whether decoding starves the model."""
-        pooled, means, spatial = [], [], []
-        self.model_seconds = 0.0
-        bar = tqdm(total=len(paths), desc=desc, unit="img", disable=None)
-        for batch in prefetched_batches(paths, self.load, batch_size, workers):
+    def stream(self, items: list, batch_size: int, workers: int, keep: Keep = Keep(), keep_spatial: bool = False,
+               stats: PassStats | None = None, desc: str = "extract") -> Iterator[Batch]:
+        """Features of ``items`` (image paths, or already resized inputs), batch by batch, in order.
+
+        ``stats`` collects the pass's time and the share spent in the model (the rest is waiting for decoded
+        images), which shows whether decoding starves the model.
+        """
+        stats = stats if stats is not None else PassStats()
+        bar = tqdm(total=len(items), desc=desc, unit="img", disable=None)
+        start = 0
+        rows = list(enumerate(items))
+        for decoded in prefetched(rows, lambda row: self.decode(row[0], row[1], keep), batch_size, workers):
+            inputs = np.stack([d["input"] for d in decoded])
             started = time.perf_counter()
-            g, m, s = self.features(batch)
-            self.model_seconds += time.perf_counter() - started
-            pooled.append(g.numpy())
-            means.append(m.numpy())
-            if keep_spatial:
-                spatial.append(s.numpy())
-            bar.update(len(batch))
+            g, m, s = self.features(inputs)
+            stats.model_seconds += time.perf_counter() - started
+            kept = {name: np.stack([d[name] for d in decoded]) for name in ("pixels", "thumb") if name in decoded[0]}
+            kept["crop"] = {start + i: d["crop"] for i, d in enumerate(decoded) if "crop" in d}
+            yield Batch(start, inputs, g.numpy(), m.numpy(), s.numpy() if keep_spatial else None, kept)
+            start += len(decoded)
+            stats.images += len(decoded)
+            bar.update(len(decoded))
         bar.close()
+        stats.stop()
+
+    def run(self, items: list, batch_size: int, workers: int, keep_spatial: bool = False, desc: str = "extract"):
+        """(global, patch mean, spatial or None) of ``items`` as whole arrays: for small sets and tools."""
+        batches = list(self.stream(items, batch_size, workers, keep_spatial=keep_spatial, desc=desc))
         stack = (lambda parts: np.concatenate(parts).astype(np.float32))
-        return stack(pooled), stack(means), (stack(spatial) if keep_spatial else None)
+        return (stack([b.pooled for b in batches]), stack([b.mean for b in batches]),
+                stack([b.spatial for b in batches]) if keep_spatial else None)

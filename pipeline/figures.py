@@ -71,22 +71,12 @@ def line_plot(x, series: dict[str, np.ndarray], title: str, path: Path, xlabel: 
 
 def thumbnail(path: Path, size: int) -> np.ndarray:
     """An image file as a size x size RGB tile (letterboxed on white); a blank tile if it cannot be read."""
-    import cv2
+    from .images import ImageReadError, letterbox, read_rgb
 
-    from .images import ImageReadError, read_rgb
-
-    tile = np.full((size, size, 3), 255, np.uint8)
     try:
-        rgb = read_rgb(path)
+        return letterbox(read_rgb(path), size)
     except ImageReadError:
-        return tile
-    scale = size / max(rgb.shape[:2])
-    h, w = max(1, round(rgb.shape[0] * scale)), max(1, round(rgb.shape[1] * scale))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST
-    small = cv2.resize(rgb, (w, h), interpolation=interpolation)
-    top, left = (size - h) // 2, (size - w) // 2
-    tile[top:top + h, left:left + w] = small
-    return tile
+        return np.full((size, size, 3), 255, np.uint8)
 
 
 def image_grid(tiles: list[np.ndarray], captions: list[str], title: str, path: Path, columns: int,
@@ -100,4 +90,37 @@ def image_grid(tiles: list[np.ndarray], captions: list[str], title: str, path: P
         ax.imshow(tile, interpolation="nearest")
         ax.set_title(caption, fontsize=7, pad=2)
     fig.suptitle(title, fontweight="bold")
+    save(fig, path)
+
+
+def draw_metrics(sweeps: dict, choices: dict, variant: str, path: Path, identical: bool) -> None:
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
+    panels = (("silhouette", "silhouette (higher is better)"), ("davies_bouldin", "Davies-Bouldin (lower is better)"),
+              ("sse", "SSE / total (elbow)"))
+    for ax, (key, title) in zip(axes, panels):
+        for name, rows in sweeps.items():
+            values = np.asarray(rows[key], float)
+            if key == "sse":
+                values = values / max(values.max(), 1e-12)
+            ax.plot(rows["k"], values, "-", marker="o", markersize=3, linewidth=2 if name == variant else 1.2,
+                    label=name)
+        ax.axvline(choices[variant]["k"], color="#c0392b", linestyle=":", linewidth=1.2)
+        if key == "sse":
+            ax.axvline(choices[variant]["elbow"], color="#777", linestyle="--", linewidth=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("k")
+        ax.grid(alpha=0.3)
+    axes[0].legend(frameon=False, fontsize=8)
+    note = " (a CNN: patch mean and concatenation are the same features)" if identical else ""
+    fig.suptitle(f"k-means sweep: chosen k = {choices[variant]['k']} on {variant}{note}", fontweight="bold")
+    save(fig, path)
+
+
+def draw_sizes(sizes: np.ndarray, k: int, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = min(30, max(5, len(np.unique(sizes))))
+    ax.hist(sizes, bins=bins, color="#3b6ea5", edgecolor="white")
+    ax.set_title(f"Cluster sizes (k = {k})")
+    ax.set_xlabel("images in the cluster")
+    ax.set_ylabel("clusters")
     save(fig, path)

@@ -102,3 +102,20 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = 100_000_000) -> np.ndarr
     except OSError as exc:
         raise ImageReadError(f"unreadable: {exc.strerror or exc}") from None
     return decode_rgb(data, max_pixels)
+
+
+def letterbox(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The image fitted into a size x size tile on white, aspect kept (area-averaged when shrinking)."""
+    tile = np.full((size, size, 3), 255, np.uint8)
+    scale = size / max(rgb.shape[:2])
+    h, w = max(1, round(rgb.shape[0] * scale)), max(1, round(rgb.shape[1] * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST
+    small = cv2.resize(rgb, (w, h), interpolation=interpolation)
+    top, left = (size - h) // 2, (size - w) // 2
+    tile[top:top + h, left:left + w] = small
+    return tile
+
+
+def small_copy(rgb: np.ndarray, side: int) -> np.ndarray:
+    """The whole image squeezed to side x side by area averaging: the raw-pixel baseline's view of it."""
+    return cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)

@@ -9,23 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .neighbours import nearest
+from .sampling import sample_indices
+
 SAMPLE = 5000
-
-
-def sample_indices(n: int, limit: int, seed: int) -> np.ndarray:
-    if n <= limit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
-
-
-def nearest(points: np.ndarray, queries: np.ndarray, k: int, exclude_self: bool) -> np.ndarray:
-    """Indices of the k nearest points (Euclidean, exact, FAISS) for each query."""
-    import faiss
-
-    index = faiss.IndexFlatL2(points.shape[1])
-    index.add(np.ascontiguousarray(points, dtype=np.float32))
-    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), k + int(exclude_self))
-    return found[:, 1:] if exclude_self else found
 
 
 def neighbours_kept(high: np.ndarray, low: np.ndarray, k: int = 10, seed: int = 0) -> float:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import platform
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .config import Config
-from .runner import write_json_atomic
+from .artifacts import write_json_atomic
+
+if TYPE_CHECKING:
+    from .config import Config
 
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "opencv-python-headless", "pillow",
              "umap-learn", "openTSNE", "faiss-cpu", "matplotlib", "jinja2", "huggingface_hub")
@@ -23,7 +26,7 @@ def versions() -> dict:
     return found
 
 
-def build_record(cfg: Config, result: dict, seconds: float) -> dict:
+def build_record(cfg: "Config", result: dict, seconds: float) -> dict:
     summaries = result["summaries"]
     ingest = summaries.get("ingest", {})
     extract = summaries.get("extract", {})

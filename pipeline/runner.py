@@ -1,7 +1,8 @@
 """A small stage runner: cache keys, atomic outputs, a lock file and a status report.
 
-Each stage's key hashes its config sections, its code, what it read from outside (its fingerprint: the
-image folder listing, the backbone weights) and the *output hashes* of its upstream stages. Keying on
+Each stage's key hashes its config sections, its code (the source of every project module it runs, found
+from the import graph by ``codegraph``), what it read from outside (its fingerprint: the image folder
+listing, the backbone weights) and the *output hashes* of its upstream stages. Keying on
 upstream outputs rather than upstream keys means a stage that reruns but produces the same bytes does not
 invalidate what follows (as DVC does).
 
@@ -12,98 +13,33 @@ never trusted, so a run killed at any point leaves nothing that a later run reus
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import inspect
 import json
 import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
+from . import codegraph, memory
+from .artifacts import StageError, file_sha256, hash_json, write_json, write_json_atomic
+from .config import diff_params
+from .record import versions
+from .stage import SUMMARY, Stage, StageContext
 
-from . import memory
-from .config import Config, diff_params, hash_json
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger("embdeck")
 
 LOCK_NAME = "embdeck.lock.json"
 
 
-class StageError(RuntimeError):
-    """A stage could not run for a reason the user can act on; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One step of the pipeline, declared: what it reads, which settings, what it writes."""
-
-    name: str
-    run: Callable[["StageContext"], dict]
-    deps: tuple[str, ...] = ()
-    params: tuple[str, ...] = ()
-    outputs: tuple[str, ...] = ()
-    fingerprint: Callable[[Config], dict] | None = None
-    code: tuple[str, ...] = ()  # other modules (dotted names) whose source shapes this stage's numbers
-    essential: bool = False  # its failure stops the run; any other stage's failure is reported and skipped
-    optional: tuple[str, ...] = ()  # deps it can do without (it checks ``ctx.upstream``) when they could not run
-
-
-@dataclass
-class StageContext:
-    """What a stage function gets: config, its fresh output folder and its upstream results."""
-
-    cfg: Config
-    out_dir: Path
-    upstream: dict[str, Path]
-    summaries: dict[str, dict]
-    fingerprint: dict = field(default_factory=dict)
-
-    def path(self, stage: str, name: str) -> Path:
-        return self.upstream[stage] / name
-
-    def load_npy(self, stage: str, name: str) -> np.ndarray:
-        return np.load(self.path(stage, name), allow_pickle=False)
-
-    def load_json(self, stage: str, name: str):
-        return json.loads(self.path(stage, name).read_text(encoding="utf-8"))
-
-    def save_npy(self, name: str, array: np.ndarray) -> None:
-        np.save(self.out_dir / name, np.ascontiguousarray(array), allow_pickle=False)
-
-    def save_json(self, name: str, data) -> None:
-        write_json(self.out_dir / name, data)
-
-
-def write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write_json(tmp, data)
-    os.replace(tmp, path)
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def code_hash(stage: Stage) -> str:
-    """Hash of the stage's module and the modules it names, read from their files (nothing is imported)."""
-    files = [inspect.getsourcefile(stage.run)] + [importlib.util.find_spec(name).origin for name in stage.code]
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(Path(path).read_bytes())
-    return digest.hexdigest()
+def code_hash(stage: Stage, root: Path = codegraph.DEFAULT_ROOT) -> dict[str, str]:
+    """{file: sha256} of the stage's module, every project module it imports (directly or transitively) and
+    its declared extra files, read from disk (nothing is imported)."""
+    return codegraph.code_hashes(stage.module, root, stage.extra_code)
 
 
 @dataclass
@@ -119,18 +55,18 @@ class Plan:
 class Runner:
     """Runs stages in order, skipping those whose key matches a finished cache entry."""
 
-    def __init__(self, cfg: Config, stages: list[Stage]):
+    def __init__(self, cfg: "Config", stages: list[Stage], code_root: Path = codegraph.DEFAULT_ROOT):
         self.cfg = cfg
         self.stages = {stage.name: stage for stage in stages}
         self.order = [stage.name for stage in stages]
         for stage in stages:
-            for dep in stage.deps:
-                if self.order.index(dep) > self.order.index(stage.name):
-                    raise ValueError(f"stage {stage.name} is listed before its dependency {dep}")
+            check_declaration(stage, self.stages, self.order)
         self.root = Path(cfg.out).resolve()
         self.cache = self.root / "cache"
         self.lock_path = self.root / LOCK_NAME
+        self.code_root = code_root
         self._fingerprints: dict[str, dict] = {}
+        self._code: dict[str, dict] = {}
 
     # -- keys and cache entries ---------------------------------------------------------------------------
     def fingerprint(self, stage: Stage) -> dict:
@@ -152,15 +88,20 @@ class Runner:
             return None
         if meta.get("key") != key:
             return None
-        if not all((entry / out).is_file() for out in self.stages[name].outputs):
+        if not all((entry / out).is_file() for out in self.stages[name].outputs.values()):
             return None
         return meta
+
+    def code(self, stage: Stage) -> dict[str, str]:
+        if stage.name not in self._code:
+            self._code[stage.name] = code_hash(stage, self.code_root)
+        return self._code[stage.name]
 
     def key_record(self, stage: Stage, upstream_hashes: dict[str, str]) -> dict:
         return {
             "stage": stage.name,
             "params": {section: self.cfg.section(section) for section in stage.params},
-            "code": code_hash(stage),
+            "code": self.code(stage),
             "fingerprint": self.fingerprint(stage),
             "upstream": upstream_hashes,
         }
@@ -186,8 +127,9 @@ class Runner:
                     reasons.append(f"upstream {dep} is stale")
                 else:
                     upstream_hashes[dep] = meta["output_hash"]
-            if reasons:
-                plans[name] = Plan(stage, None, reasons, {})
+            if reasons:  # its key waits on upstream outputs; its own changes can be named already
+                own = explain_change(lock[name], self.key_record(stage, {})) if name in lock else []
+                plans[name] = Plan(stage, None, own + reasons, {})
                 continue
             record = self.key_record(stage, upstream_hashes)
             key = hash_json(record)
@@ -221,8 +163,9 @@ class Runner:
             meta = self.finished_meta(name, key)
             rerun = force and (only is None or name == only)
             if meta is None or rerun:
-                ctx = StageContext(self.cfg, Path(), {d: dirs[d] for d in present},
-                                   {d: summaries[d] for d in present}, self.fingerprint(stage))
+                ctx = StageContext(self.cfg, stage, Path(), {d: dirs[d] for d in present},
+                                   {d: self.stages[d] for d in stage.deps}, {d: summaries[d] for d in present},
+                                   self.fingerprint(stage))
                 try:
                     meta = self.execute(stage, key, record, ctx)
                 except Exception as exc:  # noqa: BLE001 - an analysis that fails must not take the deck with it
@@ -268,7 +211,7 @@ class Runner:
             # Round-trip through JSON as meta.json stores it, so a fresh summary and a cached one are the
             # same object (key order included) and render the same deck.
             summary = json.loads(json.dumps(stage.run(ctx) or {}, sort_keys=True, default=str))
-            missing = [out for out in stage.outputs if not (tmp / out).is_file()]
+            missing = [out for out in stage.outputs.values() if not (tmp / out).is_file()]
             if missing:
                 raise RuntimeError(f"stage {stage.name} did not write {', '.join(missing)}")
             seconds = time.perf_counter() - started
@@ -306,8 +249,6 @@ class Runner:
             "seconds": meta["seconds"],
             "peak_rss_mb": meta.get("peak_rss_mb"),
         }
-        from .record import versions
-
         lock["versions"] = versions()
         self.root.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.lock_path, lock)
@@ -343,7 +284,12 @@ def explain_change(previous: dict | None, record: dict) -> list[str]:
     if previous is None:
         return ["never run"]
     reasons = diff_params(previous.get("params", {}), record["params"])
-    if previous.get("code") != record["code"]:
+    old_code, new_code = previous.get("code"), record["code"]
+    if isinstance(old_code, dict):
+        changed = sorted(f for f in set(old_code) | set(new_code) if old_code.get(f) != new_code.get(f))
+        if changed:
+            reasons.append(f"code changed: {', '.join(changed)}")
+    elif old_code != new_code:
         reasons.append("code changed")
     old_fp, new_fp = previous.get("fingerprint", {}), record["fingerprint"]
     reasons += [f"input {change}" for change in diff_params(old_fp, new_fp)]
@@ -351,3 +297,13 @@ def explain_change(previous: dict | None, record: dict) -> list[str]:
         if previous.get("upstream", {}).get(dep) != digest:
             reasons.append(f"upstream {dep} output changed")
     return reasons
+
+
+def check_declaration(stage: Stage, stages: dict[str, Stage], order: list[str]) -> None:
+    """Every input names an output (or the summary) of a stage that runs before this one."""
+    for item in stage.inputs:
+        dep, _, key = item.partition(".")
+        if dep not in stages or order.index(dep) > order.index(stage.name):
+            raise ValueError(f"stage {stage.name} reads {item}, but {dep} is not a stage listed before it")
+        if key != SUMMARY and key not in stages[dep].outputs:
+            raise ValueError(f"stage {stage.name} reads {item}, but {dep} declares no output {key!r}")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.registry import STAGES
 
 
 # Stages whose slides say why they are missing when they could not run (too few images, say).
@@ -14,6 +15,12 @@ ANALYSES = ("pca", "tsne", "umap", "parametric", "clusters", "patches", "retriev
 
 def dataset_name(cfg: Config, folder: str) -> str:
     return "Fashion-MNIST test split (demo subset)" if not cfg.images else Path(folder).name
+
+
+def stage_json(record: dict, stage: str, key: str):
+    """A stage's declared JSON output, read from the cache entry this run used."""
+    declared = next(s for s in STAGES if s.name == stage)
+    return json.loads((Path(record["stages"][stage]["dir"]) / declared.outputs[key]).read_text(encoding="utf-8"))
 
 
 def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
@@ -28,7 +35,7 @@ def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
         "dataset": dataset_name(cfg, ingest["folder"]),
         "images": ingest["images"],
         "skipped": ingest["skipped"],
-        "skipped_files": json.loads((Path(stages["ingest"]["dir"]) / "skipped.json").read_text(encoding="utf-8")),
+        "skipped_files": stage_json(record, "ingest", "skipped"),
         "duplicates": len(ingest["duplicates"]),
         "labels": ingest["labels"],
         "backbone": {
@@ -42,8 +49,7 @@ def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
         "extract": extract,
         "embedding_shape": f"({extract['images']}, {extract['embedding_dim']})",
         **{name: summaries.get(name) for name in ANALYSES},
-        "sweep": (json.loads((Path(stages["clusters"]["dir"]) / "sweep.json").read_text(encoding="utf-8"))
-                  if "clusters" in summaries else {}),
+        "sweep": stage_json(record, "clusters", "sweep") if "clusters" in summaries else {},
         "gallery_summary": summaries.get("gallery"),
         "not_run": record.get("not_run", {}),
         "figures": figures,

@@ -40,17 +40,24 @@ def environment(autoescape: bool) -> jinja2.Environment:
     return env
 
 
-def copy_figures(record: dict, dest: Path) -> dict[str, str]:
-    """Copy every figure the stages made into ``dest``; return {stem: file name}."""
+def copy_figures(record: dict, dest: Path) -> dict[str, dict[str, str]]:
+    """Copy every figure the stages declare and made into ``dest``; return {stage: {key: file name}}."""
+    from pipeline.registry import STAGES
+
     dest.mkdir(parents=True, exist_ok=True)
-    names = {}
-    for stage in record["stages"].values():
-        if "dir" not in stage:
+    names: dict[str, dict[str, str]] = {}
+    for stage in STAGES:
+        ran = record["stages"].get(stage.name, {})
+        if "dir" not in ran:
             continue
-        for figure in sorted(Path(stage["dir"]).glob("*.png")):
-            copy_if_changed(figure, dest / figure.name)
-            names[figure.stem] = figure.name
+        for key, name in stage.figures.items():
+            copy_if_changed(Path(ran["dir"]) / name, dest / name)
+            names.setdefault(stage.name, {})[key] = name
     return names
+
+
+def urls(names: dict[str, dict[str, str]], prefix: str) -> dict[str, dict[str, str]]:
+    return {stage: {key: prefix + name for key, name in figures.items()} for stage, figures in names.items()}
 
 
 def copy_if_changed(source: Path, target: Path) -> None:
@@ -71,7 +78,7 @@ def write_if_changed(path: Path, text: str) -> None:
 
 def render_deck(cfg: Config, record: dict, slides_dir: Path) -> Path:
     names = copy_figures(record, slides_dir / "public" / "figures")
-    context = deck_context(cfg, record, {stem: f"/figures/{name}" for stem, name in names.items()})
+    context = deck_context(cfg, record, urls(names, "/figures/"))
     text = environment(autoescape=False).get_template("slides.md.j2").render(**context)
     target = slides_dir / "slides.md"
     write_if_changed(target, text)
@@ -79,13 +86,17 @@ def render_deck(cfg: Config, record: dict, slides_dir: Path) -> Path:
 
 
 def render_report(cfg: Config, record: dict, report_dir: Path) -> Path:
+    from pipeline.stages.gallery import STAGE as GALLERY
+
     names = copy_figures(record, report_dir / "figures")
-    context = deck_context(cfg, record, {stem: f"figures/{name}" for stem, name in names.items()})
-    context["gallery"] = None
+    context = deck_context(cfg, record, urls(names, "figures/"))
+    context["gallery"], context["gallery_sprite"] = None, None
     if context["gallery_summary"]:
         gallery = Path(record["stages"]["gallery"]["dir"])
-        copy_if_changed(gallery / "thumbs.jpg", report_dir / "figures" / "thumbs.jpg")
-        context["gallery"] = json.loads((gallery / "points.json").read_text(encoding="utf-8"))
+        sprite = GALLERY.outputs["sprite"]
+        copy_if_changed(gallery / sprite, report_dir / "figures" / sprite)
+        context["gallery_sprite"] = f"figures/{sprite}"
+        context["gallery"] = json.loads((gallery / GALLERY.outputs["points"]).read_text(encoding="utf-8"))
     text = environment(autoescape=True).get_template("report.html.j2").render(**context)
     target = report_dir / "index.html"
     write_if_changed(target, text)

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from pipeline import clusters, parametric, patches, quality, retrieval, tsne, umap_map
-from pipeline.runner import StageError
+from pipeline import map_heads, neighbours, pca_fit, quality, sampling
+from pipeline.artifacts import StageError
+from pipeline.stages import clusters, patches, retrieval, tsne, umap
 
 
 def test_tsne_perplexity_guard():
@@ -29,25 +30,25 @@ def test_tsne_is_deterministic_and_trustworthy(pixel_features):
 
 def test_umap_guard_and_determinism(pixel_features):
     x, _ = pixel_features
-    assert umap_map.valid_neighbours(15, 10) == (9, "n_neighbors 15 is too large for 10 images; lowered to 9")
+    assert umap.valid_neighbours(15, 10) == (9, "n_neighbors 15 is too large for 10 images; lowered to 9")
     with pytest.raises(StageError):
-        umap_map.valid_neighbours(15, 2)
-    a = umap_map.fit_umap(x[:200], 15, 0.1, seed=0)
-    b = umap_map.fit_umap(x[:200], 15, 0.1, seed=0)
+        umap.valid_neighbours(15, 2)
+    a = umap.fit_umap(x[:200], 15, 0.1, seed=0)
+    b = umap.fit_umap(x[:200], 15, 0.1, seed=0)
     assert np.array_equal(a, b)
     assert quality.trustworthiness(x[:200], a) >= 0.85
 
 
 def test_parametric_maps_generalise_and_repeat(pixel_features):
     x, labels = pixel_features
-    held = parametric.holdout_split([str(v) for v in labels], 0.2, seed=0)
+    held = sampling.holdout_split([str(v) for v in labels], 0.2, seed=0)
     assert held.sum() == 100 and all(held[labels == c].sum() == 10 for c in range(10))
-    centre, projection = parametric.pca_projection(x[~held], 50, 0)
+    centre, projection = pca_fit.scaled_projection(x[~held], 50, 0)
     coords = []
     for _ in range(2):
-        head = parametric.MapHead(projection, centre, 64, 2)
-        parametric.train_umap_encoder(head, x[~held], 15, 0.1, epochs=60, batch_size=1024, negatives=5, lr=1e-3, seed=0)
-        coords.append(parametric.project(head, x))
+        head = map_heads.MapHead(projection, centre, 64, 2)
+        map_heads.train_umap_encoder(head, x[~held], 15, 0.1, epochs=60, batch_size=1024, negatives=5, lr=1e-3, seed=0)
+        coords.append(map_heads.project(head, x))
     assert np.array_equal(coords[0], coords[1])
     sample = np.flatnonzero(~held)[:100]
     train_t = quality.trustworthiness(x[sample], coords[0][sample])
@@ -58,11 +59,11 @@ def test_parametric_maps_generalise_and_repeat(pixel_features):
 def test_tsne_regressor_fits_its_targets(pixel_features):
     x, _ = pixel_features
     targets = x[:, :2] * 3.0  # a map the network can represent exactly (linear in its input)
-    centre, projection = parametric.pca_projection(x, 50, 0)
-    head = parametric.MapHead(projection, centre, 64, 1)
-    history = parametric.train_tsne_regressor(head, x, targets, epochs=200, batch_size=128, lr=1e-3, seed=0)
+    centre, projection = pca_fit.scaled_projection(x, 50, 0)
+    head = map_heads.MapHead(projection, centre, 64, 1)
+    history = map_heads.train_tsne_regressor(head, x, targets, epochs=200, batch_size=128, lr=1e-3, seed=0)
     assert history[-1] < 0.05 * history[0]
-    predicted = parametric.project(head, x)
+    predicted = map_heads.project(head, x)
     assert np.sqrt(((predicted - targets) ** 2).sum(1).mean()) < 0.25 * np.sqrt((targets ** 2).sum(1).mean())
 
 
@@ -119,11 +120,11 @@ def test_patch_foreground_is_the_smaller_part():
 
 def test_retrieval_excludes_self_and_beats_chance(pixel_features):
     x, labels = pixel_features
-    neighbours, scores = retrieval.cosine_neighbours(x, 5)
-    assert neighbours.shape == (len(x), 5)
-    assert not (neighbours == np.arange(len(x))[:, None]).any()
+    found, scores = neighbours.cosine_neighbours(x, 5)
+    assert found.shape == (len(x), 5)
+    assert not (found == np.arange(len(x))[:, None]).any()
     assert (np.diff(scores, axis=1) <= 1e-6).all(), "sorted by similarity"
-    assert retrieval.precision_at_k(neighbours, labels) > 0.5
+    assert retrieval.precision_at_k(found, labels) > 0.5
     accuracy, folds = retrieval.knn_accuracy(x, labels, 5, 5, 0)
     assert folds == 5 and accuracy > 0.6
     assert np.isnan(retrieval.knn_accuracy(x[:3], np.array([0, 1, 2]), 1, 5, 0)[0])

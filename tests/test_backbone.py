@@ -7,7 +7,7 @@ import torch
 from pipeline import backbone
 from pipeline.config import BackboneConfig, Config
 from pipeline.features import Preprocess, preprocess_for, split_features
-from pipeline.runner import StageError
+from pipeline.artifacts import StageError
 
 
 def test_bundled_weights_classify_a_real_photo(coffee):

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from pipeline import images
-from pipeline.config import Config
-from pipeline.ingest import discover, run
-from pipeline.runner import StageContext
+from pipeline.config import Config, load_config
+from pipeline.stage import StageContext
+from pipeline.stages.ingest import STAGE, discover, run
 
 
 @pytest.fixture
@@ -74,9 +74,8 @@ def test_bad_files_in_a_folder_are_reported_and_the_rest_used(tmp_path, rgb):
 
     out = tmp_path / "out"
     out.mkdir()
-    cfg = Config(images=str(folder))
-    cfg.ingest.max_pixels = 50_000_000
-    summary = run(StageContext(cfg, out, {}, {}))
+    cfg = load_config(None, [f"images={folder}", "ingest.max_pixels=50000000"])
+    summary = run(StageContext(cfg, STAGE, out, {}, {}, {}))
     manifest = {m["path"] for m in json.loads((out / "manifest.json").read_text())}
     skipped = {s["path"]: s["reason"] for s in json.loads((out / "skipped.json").read_text())}
     assert manifest == {"cls/good.png", "cls/copy of good.png", "cls/<b>bold & {{ x }}.png", "cls/ünïcødé ñame.png"}

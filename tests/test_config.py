@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from pipeline.config import Config, ConfigError, diff_params, load_config
@@ -52,7 +54,48 @@ def test_diff_params_names_the_change():
 
 
 def test_digest_changes_with_any_value():
-    a, b = Config(), Config()
-    assert a.digest() == b.digest()
-    b.pca.seed = 1
+    a, b = Config(), load_config(None, ["pca.seed=1"])
+    assert a.digest() == Config().digest()
     assert a.digest() != b.digest()
+
+
+def test_the_config_is_frozen_once_built():
+    cfg = load_config(None, ["pca.n_components=20"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.pca.n_components = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.out = "elsewhere"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("backbone.preprocess=thumbnial", "backbone.preprocess = 'thumbnial' must be one of: timm, thumbnail"),
+    ("tsne.perplexity=0.5", "tsne.perplexity = 0.5 must be at least 1"),
+    ("tsne.method=exact", "tsne.method = 'exact' must be one of: auto, bh, fft"),
+    ("extract.device=tpu", "extract.device = 'tpu' must be one of: auto, cpu, cuda"),
+    ("parametric.holdout=0", "parametric.holdout = 0.0 must be greater than 0 and at most 0.9"),
+    ("patches.threshold=1.5", "patches.threshold = 1.5 must be at most 1"),
+    ("retrieval.folds=1", "retrieval.folds = 1 must be at least 2"),
+    ("seed=-1", "seed = -1 must be at least 0"),
+])
+def test_rules_are_checked_when_the_config_is_built(override, message, tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, [override])
+    assert str(raised.value) == message and "\n" not in str(raised.value)
+    section, key = override.split("=")[0].rpartition(".")[::2]
+    path = tmp_path / "bad.toml"
+    value = override.split("=")[1]
+    path.write_text(f"[{section}]\n{key} = {value if value.replace('.', '').lstrip('-').isdigit() else repr(value)}\n"
+                    if section else f"{key} = {value}\n")
+    with pytest.raises(ConfigError, match="must be"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="must be"):  # building one by hand is checked too
+        Config(seed=-1)
+
+
+def test_one_seed_gives_every_section_its_seed_unless_set():
+    cfg = load_config(None, ["seed=7", "tsne.seed=3"])
+    assert (cfg.pca.seed, cfg.umap.seed, cfg.clusters.seed, cfg.parametric.seed, cfg.tsne.seed) == (7, 7, 7, 7, 3)
+    assert cfg.demo.seed == 0, "the demo set is data: the run's seed does not pick other images"
+    default = Config()
+    assert default.seed == 0 and default.pca.seed == 0 and default.fidelity.seed == 0
+    assert diff_params(default.section("pca"), cfg.section("pca")) == ["seed 0 -> 7"]

@@ -8,8 +8,9 @@ from PIL import Image
 
 from pipeline import images
 from pipeline.config import Config
-from pipeline.ingest import discover, inspect_file, label_of, run
-from pipeline.runner import StageContext, StageError
+from pipeline.artifacts import StageError
+from pipeline.stage import StageContext
+from pipeline.stages.ingest import STAGE, discover, inspect_file, label_of, run
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_broken_files_are_skipped_with_reasons(tmp_path, photo):
     cfg = Config(images=str(tmp_path))
     out = tmp_path.parent / (tmp_path.name + "-out")
     out.mkdir()
-    summary = run(StageContext(cfg, out, {}, {}))
+    summary = run(StageContext(cfg, STAGE, out, {}, {}, {}))
     manifest = __import__("json").loads((out / "manifest.json").read_text())
     skipped = {s["path"]: s["reason"] for s in __import__("json").loads((out / "skipped.json").read_text())}
     assert [m["path"] for m in manifest] == ["shirts/good.png"]
@@ -74,7 +75,7 @@ def test_no_usable_image_is_a_clear_error(tmp_path):
     out = tmp_path.parent / (tmp_path.name + "-out")
     out.mkdir()
     with pytest.raises(StageError, match="no usable images.*a.png"):
-        run(StageContext(Config(images=str(tmp_path)), out, {}, {}))
+        run(StageContext(Config(images=str(tmp_path)), STAGE, out, {}, {}, {}))
 
 
 def test_decompression_bomb_is_refused_from_the_header(tmp_path):

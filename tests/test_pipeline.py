@@ -214,3 +214,76 @@ def test_a_set_too_small_for_some_analyses_still_makes_a_deck(tmp_path, small_se
     deck = (slides / "slides.md").read_text()
     assert "could not run on this image set: t-SNE needs at least 4 images, got 3" in deck
     assert "**3 images**" in deck
+
+
+def test_status_names_the_edited_module_of_a_stage(run_dirs, tmp_path):
+    """Edit a helper in a copy of the code: `embdeck status` from that copy names exactly the stages that import
+    it, with the file as the reason; the others stay up to date."""
+    import os
+
+    out, _, opts = run_dirs
+    shutil.copytree(ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(tmp_path / "pipeline" / "neighbours.py", "a") as handle:
+        handle.write("\n# an edit\n")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "status", *opts], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+    for stage in ("tsne", "parametric", "clusters", "retrieval", "export", "fidelity"):
+        assert "stale: code changed: pipeline/neighbours.py" in lines[stage], lines[stage]
+    assert lines["parametric"].endswith("; upstream tsne is stale")
+    for stage in ("ingest", "extract", "pca", "umap", "patches"):
+        assert "up to date" in lines[stage], lines[stage]
+    assert lines["gallery"].endswith("stale: upstream tsne is stale"), "its code is unchanged; it waits on t-SNE"
+
+
+def test_the_model_share_is_the_main_pass_s(run_dirs):
+    """One source for the figure: the main pass's model time over its own time (a CNN on tiny images spends
+    most of it in the model), never the patch-map pass's few images over the whole extraction."""
+    out, _, _ = run_dirs
+    extract = record(out)["summaries"]["extract"]
+    assert 0.5 < extract["model_share"] <= 1.0
+    assert extract["images_per_s"] == pytest.approx(extract["images"] / extract["seconds"], rel=0.01)
+
+
+def test_no_stage_after_extract_decodes_the_collection(tmp_path, small_set, monkeypatch):
+    """Each image is decoded once by extract; later stages read what it kept. Only figure tiles (a bounded
+    handful) and the export's parity images are decoded again."""
+    import dataclasses
+    import functools
+
+    from pipeline import images
+    from pipeline.config import load_config
+    from pipeline.registry import STAGES
+    from pipeline.runner import Runner
+
+    reads, current = [], {"stage": None}
+    real_read = images.read_rgb
+
+    def counting_read(path, *args, **kwargs):
+        reads.append((current["stage"], Path(path).resolve()))
+        return real_read(path, *args, **kwargs)
+
+    def tracked(stage):
+        @functools.wraps(stage.run)
+        def run(ctx):
+            current["stage"] = stage.name
+            return stage.run(ctx)
+        return dataclasses.replace(stage, run=run)
+
+    monkeypatch.setattr(images, "read_rgb", counting_read)
+    cfg = load_config(None, [f"images={small_set}", f"out={tmp_path / 'out'}"])
+    result = Runner(cfg, [tracked(s) for s in STAGES]).run()
+    assert all(s["state"] == "ran" for s in result["stages"].values())
+    collection = {p.resolve() for p in small_set.rglob("*.png")}
+    by_stage: dict = {}
+    for stage, path in reads:
+        if path in collection:
+            by_stage.setdefault(stage, []).append(path)
+    assert sorted(by_stage["extract"]) == sorted(collection), "extract decodes every image exactly once"
+    s = result["summaries"]
+    bounds = {"clusters": s["clusters"]["k"] + 48, "retrieval": s["retrieval"]["queries"] * (s["retrieval"]["top_k"] + 1),
+              "export": cfg.export.batch_size}
+    for stage, paths in by_stage.items():
+        if stage != "extract":
+            assert stage in bounds and len(paths) <= bounds[stage], (stage, len(paths))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import Config
+from pipeline.config import load_config
 from pipeline.runner import Runner
 
 from toy_stages import STAGES
@@ -18,9 +18,7 @@ HERE = Path(__file__).parent
 
 
 def runner(out: Path, **pca) -> Runner:
-    cfg = Config(out=str(out))
-    for key, value in pca.items():
-        setattr(cfg.pca, key, value)
+    cfg = load_config(None, [f"out={out}", *(f"pca.{key}={value}" for key, value in pca.items())])
     return Runner(cfg, STAGES)
 
 
@@ -42,8 +40,7 @@ def test_a_param_change_reruns_that_stage_and_not_upstream(tmp_path):
 
 def test_upstream_change_invalidates_downstream(tmp_path):
     runner(tmp_path).run()
-    cfg = Config(out=str(tmp_path))
-    cfg.demo.seed = 5
+    cfg = load_config(None, [f"out={tmp_path}", "demo.seed=5"])
     plan = Runner(cfg, STAGES).plan()
     assert plan[0].reasons == ["demo.seed 0 -> 5"]
     assert plan[1].reasons == ["upstream numbers is stale"]
@@ -93,6 +90,5 @@ def test_an_entry_without_meta_is_not_trusted(tmp_path):
 def test_upstream_rerun_with_identical_output_keeps_downstream(tmp_path):
     """Keys follow upstream *outputs*: a rerun that writes the same bytes invalidates nothing after it."""
     runner(tmp_path).run()
-    cfg = Config(out=str(tmp_path))
-    cfg.demo.per_class = 3  # read by the stage's params, not used by its math
+    cfg = load_config(None, [f"out={tmp_path}", "demo.per_class=3"])  # read by the stage's params, not used by its math
     assert states(Runner(cfg, STAGES).run()) == {"numbers": "ran", "summary": "cached"}

@@ -22,14 +22,16 @@ def test_deck_escaping_neutralises_html_vue_and_markdown():
 
 def test_cached_arrays_are_read_without_pickle(tmp_path):
     from pipeline.config import Config
-    from pipeline.runner import StageContext
+    from pipeline.stage import StageContext
+    from pipeline.stages import extract, pca
 
     folder = tmp_path / "extract"
     folder.mkdir()
     np.save(folder / "embeddings.npy", np.array([Boom()], dtype=object), allow_pickle=True)
-    ctx = StageContext(Config(), tmp_path, {"extract": folder}, {})
-    with pytest.raises(ValueError, match="allow_pickle=False"):
-        ctx.load_npy("extract", "embeddings.npy")
+    ctx = StageContext(Config(), pca.STAGE, tmp_path, {"extract": folder}, {"extract": extract.STAGE}, {})
+    for mmap in (False, True):  # an object array is refused, never unpickled (Boom would exit the tests)
+        with pytest.raises(ValueError, match="allow_pickle=False|Python objects"):
+            ctx.load_npy("extract", "embeddings", mmap=mmap)
 
 
 def test_map_heads_are_read_with_weights_only(tmp_path):
@@ -43,7 +45,7 @@ def test_code_reads_caches_safely():
     """Every np.load and torch.load in the pipeline refuses pickles (a guard against a later careless edit)."""
     from pathlib import Path
 
-    for source in Path(__file__).resolve().parent.parent.joinpath("pipeline").glob("*.py"):
+    for source in Path(__file__).resolve().parent.parent.joinpath("pipeline").rglob("*.py"):
         for line in source.read_text().splitlines():
             if "np.load(" in line:
                 assert "allow_pickle=True" not in line, (source.name, line)

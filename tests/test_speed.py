@@ -4,15 +4,16 @@ kNN graph, the t-SNE method by N, and the bench's own arithmetic. (Speed itself 
 import numpy as np
 import pytest
 
-from pipeline import memory, parametric, paramaps, tsne
-from pipeline.config import Config
+from pipeline import memory, neighbours, sampling
+from pipeline.config import Config, load_config
+from pipeline.stages import parametric, tsne
 
 
 def test_bf16_is_measured_against_fp32_and_cnns_run_channels_last(small_set):
     import torch
 
     from pipeline import backbone
-    from pipeline.extract import check_dtype
+    from pipeline.stages.extract import check_dtype
     from pipeline.features import Extractor, pick_dtype, preprocess_for
 
     cfg = Config()
@@ -21,8 +22,7 @@ def test_bf16_is_measured_against_fp32_and_cnns_run_channels_last(small_set):
     paths = sorted(small_set.rglob("*.png"))
     prep = preprocess_for(model, cfg)
     bf16 = Extractor(model, prep, torch.device("cpu"), torch.bfloat16, cfg.ingest.max_pixels)
-    cfg.extract.dtype_check_images = 8
-    check = check_dtype(bf16, paths, cfg)
+    check = check_dtype(bf16, paths, load_config(None, ["extract.dtype_check_images=8"]))
     assert check["images"] == 8 and 0.97 <= check["min_cosine_to_fp32"] <= 1.0 + 1e-6
     # The CNN runs channels-last in micro-batches; the features must not depend on how a batch is cut.
     fp32 = Extractor(model, prep, torch.device("cpu"), torch.float32, cfg.ingest.max_pixels)
@@ -47,7 +47,7 @@ def test_peak_memory_sees_an_allocation_and_resets():
 
 def test_exact_knn_graph_matches_brute_force(pixel_features):
     x, _ = pixel_features
-    found, dists = parametric.exact_knn(x, 6)
+    found, dists = neighbours.exact_knn(x, 6)
     brute = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=2)
     expected = np.sort(brute, axis=1)[:, :6]
     assert np.allclose(dists, expected, atol=1e-3)
@@ -56,13 +56,14 @@ def test_exact_knn_graph_matches_brute_force(pixel_features):
 
 def test_parametric_training_is_capped_and_judged_on_what_it_saw(pixel_features):
     x, labels = pixel_features
-    held = parametric.holdout_split([str(v) for v in labels], 0.2, seed=0)
-    rows = paramaps.training_rows(held, 150, seed=0)
-    assert len(rows) == 150 and not held[rows].any() and np.array_equal(rows, paramaps.training_rows(held, 150, 0))
-    assert np.array_equal(paramaps.training_rows(held, 0, 0), np.flatnonzero(~held))
-    cfg = Config()
-    cfg.parametric.umap_max_train_images, cfg.parametric.umap_epochs, cfg.parametric.tsne_epochs = 150, 5, 5
-    heads = paramaps.train_heads(x, x[:, :2], held, cfg)
+    held = sampling.holdout_split([str(v) for v in labels], 0.2, seed=0)
+    train = np.flatnonzero(~held)
+    rows = sampling.sample_of(train, 150, seed=0)
+    assert len(rows) == 150 and not held[rows].any() and np.array_equal(rows, sampling.sample_of(train, 150, 0))
+    assert np.array_equal(sampling.sample_of(train, 0, 0), train)
+    cfg = load_config(None, ["parametric.umap_max_train_images=150", "parametric.umap_epochs=5",
+                             "parametric.tsne_epochs=5"])
+    heads = parametric.train_heads(x, x[:, :2], held, cfg)
     assert heads["param_umap"].fit_facts["train_images"] == 150 and not held[heads["param_umap"].trained_rows].any()
     assert heads["tsne_mlp"].fit_facts["train_images"] == (~held).sum()  # the cheap regression sees them all
 

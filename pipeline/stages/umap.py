@@ -1,7 +1,7 @@
 """Stage ``umap``: umap-learn's 2-D map of the global embeddings, seeded.
 
-Inputs: ``ingest`` (labels), ``extract`` (embeddings). Params: ``umap``. Outputs: ``umap.npy`` (N, 2) and
-the map. A seeded UMAP runs single-threaded, which is what makes it reproducible. ``n_neighbors`` larger
+Inputs: ``ingest`` (labels), ``extract`` (embeddings). Params: ``umap``. Outputs: ``coords`` (N, 2) and
+the ``map``. A seeded UMAP runs single-threaded, which is what makes it reproducible. ``n_neighbors`` larger
 than the set allows is lowered to N - 1, and the run record says so.
 """
 
@@ -11,8 +11,9 @@ import time
 
 import numpy as np
 
-from .ingest import manifest_labels, read_manifest
-from .runner import Stage, StageContext, StageError
+from ..artifacts import StageError
+from ..manifest import manifest_labels, read_manifest
+from ..stage import Stage, StageContext
 
 
 def valid_neighbours(requested: int, n: int) -> tuple[int, str]:
@@ -34,26 +35,25 @@ def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -
 
 
 def run(ctx: StageContext) -> dict:
-    from . import figures
+    from .. import figures
 
     cfg = ctx.cfg.umap
-    embeddings = ctx.load_npy("extract", "embeddings.npy")
+    embeddings = ctx.load_npy("extract", "embeddings")
     labels = manifest_labels(read_manifest(ctx)[0])
     n_neighbors, note = valid_neighbours(cfg.n_neighbors, len(embeddings))
     started = time.perf_counter()
     coords = fit_umap(embeddings, n_neighbors, cfg.min_dist, cfg.seed)
     seconds = time.perf_counter() - started
-    ctx.save_npy("umap.npy", coords)
+    ctx.save_npy("coords", coords)
     figures.scatter_by_label(coords, labels, f"UMAP ({n_neighbors} neighbours, min_dist {cfg.min_dist:g})",
-                             ctx.out_dir / "umap_map.png")
+                             ctx.output("map"))
     return {"n_neighbors": n_neighbors, "adjustment": note, "min_dist": cfg.min_dist, "seconds": round(seconds, 3)}
 
 
 STAGE = Stage(
     name="umap",
     run=run,
-    deps=("ingest", "extract"),
+    inputs=("ingest.manifest", "ingest.summary", "extract.embeddings"),
     params=("umap",),
-    outputs=("umap.npy", "umap_map.png"),
-    code=("pipeline.figures", "pipeline.ingest"),
+    outputs={"coords": "umap.npy", "map": "umap_map.png"},
 )

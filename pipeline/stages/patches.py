@@ -1,14 +1,13 @@
 """Stage ``patches``: patch maps as in the DINOv2 paper's Fig. 1 (seed 004).
 
-Inputs: ``ingest`` (the image folder), ``extract`` (spatial tokens of a few images). Params: ``patches``.
+Inputs: ``extract`` (spatial tokens of a few images, and their crops for the figure). Params: ``patches``.
 One PCA over the patch tokens of all shown images together (as the paper fits them jointly); its first
 component, scaled to [0, 1] (between its 1st and 99th percentiles), passes ``threshold`` (seed: 0.6) on the foreground. The component's
 sign is arbitrary, so it is oriented so that the foreground is the smaller part: if more than half of the
 patches pass, the component is negated and the threshold applied again. A second PCA with three components,
 on the foreground patches only, gives RGB (each component min-max scaled); the background is black. The
 unmasked map is a three-component PCA of all patches. For a CNN the "patches" are the cells of its last
-feature map. Outputs: ``patch_maps.npz``-free arrays ``patch_rgb.npy``, ``patch_rgb_raw.npy``,
-``patch_masks.npy`` and the figure ``patch_maps.png``.
+feature map. Outputs: the arrays ``rgb`` (masked), ``rgb_raw`` (unmasked) and ``masks``, and the ``figure``.
 """
 
 from __future__ import annotations
@@ -17,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ingest import read_manifest
-from .runner import Stage, StageContext, StageError
+from ..artifacts import StageError
+from ..stage import Stage, StageContext
 
 
 def minmax(values: np.ndarray, axis=0, tail: float = 1.0) -> np.ndarray:
@@ -75,12 +74,10 @@ def upsample(grid: np.ndarray, size: int) -> np.ndarray:
 
 
 def run(ctx: StageContext) -> dict:
-    from . import figures
-    from .features import resize_center_crop
-    from .images import read_rgb
+    from .. import figures
 
-    tokens = ctx.load_npy("extract", "patch_tokens.npy")
-    sources = ctx.load_json("extract", "patch_images.json")
+    tokens = ctx.load_npy("extract", "patch_tokens")
+    sources = ctx.load_json("extract", "patch_images")
     if len(tokens) == 0:
         raise StageError("no images were kept for patch maps (extract.patch_images_from_set = 0 and no photos)")
     # Images of one kind are fitted jointly, as the paper does: the data-set images together, the photos
@@ -97,23 +94,22 @@ def run(ctx: StageContext) -> dict:
             maps[key][members] = found[key]
         group_notes[kind] = {"images": len(members), "component_negated": found["flipped"],
                              "foreground_share": round(found["foreground_share"], 4)}
-    ctx.save_npy("patch_rgb.npy", maps["rgb"])
-    ctx.save_npy("patch_rgb_raw.npy", maps["raw"])
-    ctx.save_npy("patch_masks.npy", maps["masks"])
-    root = read_manifest(ctx)[1]
-    size = 160
+    ctx.save_npy("rgb", maps["rgb"])
+    ctx.save_npy("rgb_raw", maps["raw"])
+    ctx.save_npy("masks", maps["masks"])
+    crops = ctx.load_npy("extract", "patch_pixels")
+    size = crops.shape[1]
     tiles, captions = [], []
     for row, (title, key) in enumerate((("image", None), ("foreground, 3 PCs as RGB", "rgb"), ("all patches", "raw"))):
         for i, source in enumerate(sources):
             if key is None:
-                path = root / source["path"] if source["kind"] == "set" else Path(source["path"])
-                tiles.append(resize_center_crop(read_rgb(path), size, 1.0, "bicubic"))
+                tiles.append(crops[i])
                 captions.append(Path(source["path"]).stem[:16])
             else:
                 tiles.append(upsample(maps[key][i], size))
                 captions.append(title if i == 0 else "")
     figures.image_grid(tiles, captions, f"Patch features: PCA fitted jointly per kind of image "
-                       f"({tokens.shape[1]}x{tokens.shape[2]} patches each)", ctx.out_dir / "patch_maps.png",
+                       f"({tokens.shape[1]}x{tokens.shape[2]} patches each)", ctx.output("figure"),
                        columns=len(sources), cell=1.6)
     return {"images": len(sources), "grid": list(tokens.shape[1:3]), "threshold": ctx.cfg.patches.threshold,
             "groups": group_notes, "sources": [Path(s["path"]).name for s in sources]}
@@ -122,8 +118,8 @@ def run(ctx: StageContext) -> dict:
 STAGE = Stage(
     name="patches",
     run=run,
-    deps=("ingest", "extract"),
+    inputs=("extract.patch_tokens", "extract.patch_images", "extract.patch_pixels"),
     params=("patches",),
-    outputs=("patch_rgb.npy", "patch_rgb_raw.npy", "patch_masks.npy", "patch_maps.png"),
-    code=("pipeline.features", "pipeline.figures", "pipeline.images", "pipeline.ingest"),
+    outputs={"rgb": "patch_rgb.npy", "rgb_raw": "patch_rgb_raw.npy", "masks": "patch_masks.npy",
+             "figure": "patch_maps.png"},
 )

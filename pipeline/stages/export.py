@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .ingest import read_manifest
-from .runner import Stage, StageContext, StageError
+from ..artifacts import StageError
+from ..manifest import read_manifest
+from ..sampling import spread_indices
+from ..stage import Stage, StageContext
 
 REPOSITORY = "model_repository"
 PBTXT = """name: "{name}"
@@ -96,11 +98,10 @@ def check(path: Path, eager, images) -> dict:
 def run(ctx: StageContext) -> dict:
     import torch
 
-    from . import backbone as backbones
-    from .extract import spread_indices
-    from .features import preprocess_for
-    from .images import read_rgb
-    from .parametric import MapHead
+    from .. import backbone as backbones
+    from ..features import preprocess_for
+    from ..images import read_rgb
+    from ..map_heads import MapHead
 
     cfg = ctx.cfg.export
     choice = backbones.resolve(ctx.cfg.backbone)
@@ -112,22 +113,22 @@ def run(ctx: StageContext) -> dict:
     images = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255.0)
     FeatureExtractor, ImageToPoint = wrappers()
     extractor = FeatureExtractor(model, prep.mean, prep.std).eval()
-    dims = int(ctx.summaries["extract"]["embedding_dim"])
+    dims = int(ctx.summary("extract")["embedding_dim"])
     models = {"dino_model": (extractor, dims)}
-    heads_info = ctx.load_json("parametric", "heads.json") if "parametric" in ctx.upstream else {}
+    heads_info = ctx.load_json("parametric", "heads") if ctx.has("parametric") else {}
     for name, folder in (("tsne_mlp", "tsne_map"), ("param_umap", "umap_map")):
         if name not in heads_info:
             continue
         info = heads_info[name]
         head = MapHead(np.zeros(info["projection"], np.float32), np.zeros(info["projection"][0], np.float32),
                        info["hidden"], info["layers"])
-        head.load_state_dict(torch.load(ctx.path("parametric", f"{name}.pt"), weights_only=True))
+        head.load_state_dict(torch.load(ctx.path("parametric", f"{name}_weights"), weights_only=True))
         models[folder] = (ImageToPoint(extractor, head.eval()).eval(), 2)
 
     results = {}
     for folder, (module, out_dims) in models.items():
         target = ctx.out_dir / REPOSITORY / folder / "1" / "model.pt"
-        target.parent.mkdir(parents=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         with torch.inference_mode():
             compiled, how = scripted(module, images)
         compiled.save(str(target))
@@ -140,10 +141,10 @@ def run(ctx: StageContext) -> dict:
             raise StageError(f"exported {folder} differs from the eager model by {result['max_abs_diff']:.2e} "
                              f"(tolerance {cfg.tolerance:g})")
         if folder == "dino_model":
-            stored = ctx.load_npy("extract", "embeddings.npy")[picks]
+            stored = ctx.load_npy("extract", "embeddings", mmap=True)[picks]
             result["max_abs_diff_vs_pipeline"] = float(np.abs(stored - output).max())
         results[folder] = result
-    np.save(ctx.out_dir / "check_images.npy", np.asarray(picks, np.int64), allow_pickle=False)
+    ctx.save_npy("check_images", np.asarray(picks, np.int64))
     return {"models": results, "input_size": prep.input_size, "backbone": choice.display_name,
             "layout": f"{REPOSITORY}/<name>/1/model.pt + config.pbtxt", "tolerance": cfg.tolerance}
 
@@ -151,9 +152,10 @@ def run(ctx: StageContext) -> dict:
 STAGE = Stage(
     name="export",
     run=run,
-    deps=("ingest", "extract", "parametric"),
+    inputs=("ingest.manifest", "ingest.summary", "extract.embeddings", "extract.summary", "parametric.heads",
+            "parametric.param_umap_weights", "parametric.tsne_mlp_weights"),
     params=("export", "backbone"),
     optional=("parametric",),  # without the map heads, the feature extractor is still exported
-    outputs=(f"{REPOSITORY}/dino_model/1/model.pt", f"{REPOSITORY}/dino_model/config.pbtxt", "check_images.npy"),
-    code=("pipeline.backbone", "pipeline.features", "pipeline.ingest", "pipeline.parametric"),
+    outputs={"model": f"{REPOSITORY}/dino_model/1/model.pt", "model_config": f"{REPOSITORY}/dino_model/config.pbtxt",
+             "check_images": "check_images.npy"},
 )

@@ -1,6 +1,6 @@
 """Stage ``tsne``: openTSNE on the first 50 principal components, seeded.
 
-Inputs: ``ingest`` (labels), ``pca`` (PCA-50). Params: ``tsne``. Outputs: ``tsne.npy`` (N, 2) and the map.
+Inputs: ``ingest`` (labels), ``pca`` (PCA-50). Params: ``tsne``. Outputs: ``coords`` (N, 2) and the ``map``.
 The seed's settings are the defaults: perplexity 30, 1,000 iterations (openTSNE splits them into 250
 early-exaggeration iterations and 750 more). ``method = "auto"`` picks openTSNE's Barnes-Hut gradient below
 ``fft_from`` points and its FFT-interpolated gradient from there on, where FFT is the faster one (measured:
@@ -17,8 +17,10 @@ import time
 
 import numpy as np
 
-from .ingest import manifest_labels, read_manifest
-from .runner import Stage, StageContext, StageError
+from ..artifacts import StageError
+from ..manifest import manifest_labels, read_manifest
+from ..neighbours import exact_knn, without_self
+from ..stage import Stage, StageContext
 
 MIN_POINTS = 4
 
@@ -61,9 +63,6 @@ def nearest_others(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     openTSNE would find them with Annoy, approximately, in ~13 s at 70,000 points on 2 cores; exact search
     takes a few seconds and cannot miss a neighbour.
     """
-    from .parametric import exact_knn
-    from .retrieval import without_self
-
     found, distances = without_self(*exact_knn(points, k + 1), k)
     return found, distances.astype(np.float64)
 
@@ -90,10 +89,10 @@ def fit_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, se
 
 
 def run(ctx: StageContext) -> dict:
-    from . import figures
+    from .. import figures
 
     cfg = ctx.cfg.tsne
-    points = ctx.load_npy("pca", "pca.npy")
+    points = ctx.load_npy("pca", "coords")
     labels = manifest_labels(read_manifest(ctx)[0])
     perplexity, note = valid_perplexity(cfg.perplexity, len(points))
     method = gradient_method(cfg.method, len(points), cfg.fft_from)
@@ -101,9 +100,9 @@ def run(ctx: StageContext) -> dict:
     embedding = fit_tsne(points, perplexity, cfg.n_iter, method, cfg.seed, cfg.n_jobs or os.cpu_count() or 1)
     seconds = time.perf_counter() - started
     coords = np.asarray(embedding, dtype=np.float32)
-    ctx.save_npy("tsne.npy", coords)
+    ctx.save_npy("coords", coords)
     figures.scatter_by_label(coords, labels, f"t-SNE (perplexity {perplexity:g}, {cfg.n_iter} iterations)",
-                             ctx.out_dir / "tsne_map.png")
+                             ctx.output("map"))
     return {"perplexity": round(perplexity, 3), "requested_perplexity": cfg.perplexity, "adjustment": note,
             "n_iter": cfg.n_iter, "method": method, "fft_library": fft_library() if method == "fft" else None,
             "neighbours": "exact (FAISS)", "input_dims": int(points.shape[1]),
@@ -113,8 +112,7 @@ def run(ctx: StageContext) -> dict:
 STAGE = Stage(
     name="tsne",
     run=run,
-    deps=("ingest", "pca"),
+    inputs=("ingest.manifest", "ingest.summary", "pca.coords"),
     params=("tsne",),
-    outputs=("tsne.npy", "tsne_map.png"),
-    code=("pipeline.figures", "pipeline.ingest"),
+    outputs={"coords": "tsne.npy", "map": "tsne_map.png"},
 )

@@ -1,8 +1,8 @@
 """Stage ``ingest``: find the images in a folder, check each one decodes, and write the manifest.
 
-Inputs: the image folder (``images``). Params: ``ingest``. Outputs: ``manifest.json`` (one record per
-usable image: relative path, sha256, bytes, width, height, label) and ``skipped.json`` (path and reason for
-each file that could not be used). The label is the first-level subfolder, when there is one.
+Inputs: the image folder (``images``). Params: ``ingest``. Outputs: ``manifest`` (one record per usable
+image: relative path, sha256, bytes, width, height, label) and ``skipped`` (path and reason for each file
+that could not be used). The label is the first-level subfolder, when there is one.
 """
 
 from __future__ import annotations
@@ -11,16 +11,20 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import Config, hash_json
-from .runner import Stage, StageContext, StageError
+from ..artifacts import StageError, hash_json
+from ..stage import Stage, StageContext
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
-def image_root(cfg: Config) -> Path:
+def image_root(cfg: "Config") -> Path:
     """The folder to analyse: the user's, or the demo set's data-set folder."""
     if cfg.images:
         return Path(cfg.images).expanduser().resolve()
-    from .demo import dataset_folder
+    from ..demo import dataset_folder
 
     return dataset_folder(cfg).resolve()
 
@@ -53,17 +57,8 @@ def label_of(rel_path: str) -> str:
     return parts[0] if len(parts) > 1 else ""
 
 
-def read_manifest(ctx: StageContext) -> tuple[list[dict], Path]:
-    """For stages downstream of ingest: the manifest, and the folder its paths are relative to."""
-    return ctx.load_json("ingest", "manifest.json"), Path(ctx.summaries["ingest"]["folder"])
-
-
-def manifest_labels(manifest: list[dict]) -> list[str]:
-    return [record["label"] for record in manifest]
-
-
-def folder_listing(cfg: Config) -> dict:
-    """Cheap fingerprint of the input (paths, sizes, mtimes) so an unchanged folder is not re-read."""
+def folder_listing(cfg: "Config") -> dict:
+    """The image folder's listing (paths, sizes, mtimes): an unchanged folder is not read again."""
     root = image_root(cfg)
     paths, _ = discover(root, cfg.ingest.extensions)
     rows = []
@@ -77,7 +72,7 @@ def folder_listing(cfg: Config) -> dict:
 
 
 def inspect_file(path: Path, root: Path, max_pixels: int) -> dict:
-    from . import images
+    from .. import images
 
     rel = relative(path, root)
     try:
@@ -125,8 +120,8 @@ def run(ctx: StageContext) -> dict:
         original = first_seen.setdefault(record["sha256"], record["path"])
         if original != record["path"]:
             duplicates.append({"path": record["path"], "same_as": original})
-    ctx.save_json("manifest.json", manifest)
-    ctx.save_json("skipped.json", skipped + passed_over)
+    ctx.save_json("manifest", manifest)
+    ctx.save_json("skipped", skipped + passed_over)
     labels = sorted({r["label"] for r in manifest})
     return {
         "folder": str(root),
@@ -144,8 +139,7 @@ STAGE = Stage(
     name="ingest",
     run=run,
     params=("ingest",),
-    outputs=("manifest.json", "skipped.json"),
+    outputs={"manifest": "manifest.json", "skipped": "skipped.json"},
     essential=True,
     fingerprint=folder_listing,
-    code=("pipeline.images",),
 )

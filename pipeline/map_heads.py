@@ -1,7 +1,7 @@
-"""Parametric maps in PyTorch: networks that map an embedding to a 2-D point, so new images land on the map.
+"""The parametric map heads in PyTorch: networks that map an embedding to a 2-D point, so new images land on the map.
 
-``MapHead`` = a fixed linear projection (PCA fitted on the training images, folded in as a layer) and an
-MLP. Two ways to train it:
+``MapHead`` = a fixed linear projection (PCA fitted on the training images, ``pca_fit.scaled_projection``,
+folded in as a layer) and an MLP. Two ways to train it:
 
 * ``train_umap_encoder``: the parametric-UMAP objective (Sainburg et al. 2021): umap-learn's fuzzy k-NN
   graph of the training embeddings gives edge memberships; the low-dimensional membership of two points is
@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+
+from .neighbours import exact_knn
 
 
 class MapHead(nn.Module):
@@ -44,35 +46,6 @@ class MapHead(nn.Module):
 
     def from_projected(self, projected: torch.Tensor) -> torch.Tensor:
         return self.net(projected) * self.scale
-
-
-def pca_projection(train: np.ndarray, dims: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(centre, D x d projection), fitted on training rows only, scaled so the first component has unit spread.
-
-    One scale for all components (not whitening): whitening would blow the low-variance, mostly-noise
-    components up to the size of the informative ones, and the network would then fit noise.
-    """
-    from sklearn.decomposition import PCA
-
-    dims = min(dims, *train.shape)
-    pca = PCA(n_components=dims, svd_solver="covariance_eigh", random_state=seed).fit(train.astype(np.float64))
-    projection = pca.components_.T / np.sqrt(pca.explained_variance_[0] + 1e-12)
-    return pca.mean_.astype(np.float32), projection.astype(np.float32)
-
-
-def exact_knn(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, Euclidean distances) of each point's k nearest points, itself included, with FAISS.
-
-    Exact search over the (capped) training images takes a second or two, where umap-learn's own
-    nearest-neighbour descent would first spend tens of seconds compiling in every new process.
-    """
-    import faiss
-
-    x = np.ascontiguousarray(points, dtype=np.float32)
-    index = faiss.IndexFlatL2(x.shape[1])
-    index.add(x)
-    squared, found = index.search(x, k)
-    return found.astype(np.int64), np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
 
 
 def umap_graph(train: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,17 +146,3 @@ def train_tsne_regressor(head: MapHead, train: np.ndarray, targets: np.ndarray, 
 @torch.inference_mode()
 def project(head: MapHead, embeddings: np.ndarray) -> np.ndarray:
     return head.eval()(torch.as_tensor(embeddings, dtype=torch.float32)).numpy()
-
-
-def holdout_split(labels: list[str], share: float, seed: int) -> np.ndarray:
-    """Boolean mask of held-out images: a seeded, per-label share (every label keeps training images)."""
-    rng = np.random.default_rng(seed)
-    labels_array = np.asarray(labels)
-    mask = np.zeros(len(labels), dtype=bool)
-    for label in np.unique(labels_array):
-        members = np.flatnonzero(labels_array == label)
-        count = int(round(len(members) * share))
-        count = min(count, len(members) - 1)
-        if count > 0:
-            mask[rng.choice(members, size=count, replace=False)] = True
-    return mask

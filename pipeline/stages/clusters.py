@@ -8,7 +8,8 @@ Per k: silhouette (on a seeded sample when N is large), Davies-Bouldin, and SSE 
 The elbow is the Kneedle point of the SSE curve (the k farthest below the chord joining the curve's ends,
 both axes scaled to [0, 1]). The chosen k: where two of elbow, best silhouette and best Davies-Bouldin
 agree, that k; otherwise the candidate with the best mean rank over silhouette and Davies-Bouldin.
-Outputs: ``sweep.json``, ``cluster_labels.npy`` and the four figures.
+Outputs: ``sweep`` (metrics per k and variant), ``assignment`` (cluster of each image at the chosen k) and
+four figures: ``metrics``, ``sizes``, ``examples`` and ``largest``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import math
 
 import numpy as np
 
-from .ingest import manifest_labels, read_manifest
-from .runner import Stage, StageContext, StageError
+from ..artifacts import StageError
+from ..manifest import manifest_labels, read_manifest
+from ..neighbours import normalise
+from ..pca_fit import reduce
+from ..stage import Stage, StageContext
 
 
 def k_grid(n: int, k_min: int, k_max: int, steps: int) -> tuple[list[int], str]:
@@ -41,13 +45,8 @@ def restarts(n_init: int, n: int, one_from: int) -> int:
 
 
 def prepare(features: np.ndarray, dims: int, seed: int) -> np.ndarray:
-    from sklearn.decomposition import PCA
-
-    from .retrieval import normalise
-
-    unit = normalise(features)
-    dims = min(dims, *unit.shape)
-    return PCA(n_components=dims, svd_solver="covariance_eigh", random_state=seed).fit_transform(unit).astype(np.float32)
+    """Each image's features at unit length, reduced by PCA: what k-means runs on."""
+    return reduce(normalise(features), dims, seed)
 
 
 def sweep(x: np.ndarray, ks: list[int], n_init: int, sample: int, seed: int) -> dict:
@@ -104,15 +103,13 @@ def medoid_order(x: np.ndarray, members: np.ndarray) -> np.ndarray:
 
 
 def run(ctx: StageContext) -> dict:
-    from . import figures
-    from .clusterfigs import draw_metrics, draw_sizes
-    from .retrieval import normalise
+    from .. import figures
 
     cfg = ctx.cfg.clusters
     manifest, root = read_manifest(ctx)
     labels = manifest_labels(manifest)
-    cls = ctx.load_npy("extract", "embeddings.npy")
-    mean = ctx.load_npy("extract", "patch_mean.npy")
+    cls = ctx.load_npy("extract", "embeddings")
+    mean = ctx.load_npy("extract", "patch_mean")
     ks, note = k_grid(len(cls), cfg.k_min, cfg.k_max, cfg.steps)
     # A CNN's global embedding is the mean of its last feature map: the three variants are then one set of
     # features (the concatenation only doubles it), so one sweep stands for all three.
@@ -132,26 +129,26 @@ def run(ctx: StageContext) -> dict:
     variant = max(choices, key=lambda name: (choices[name]["silhouette"], name == "CLS / global"))
     chosen_k = choices[variant]["k"]
     assignment = sweeps[variant]["labels"][chosen_k]
-    ctx.save_npy("cluster_labels.npy", assignment)
-    ctx.save_json("sweep.json", {name: {key: rows[key] for key in ("k", "silhouette", "davies_bouldin", "sse")}
+    ctx.save_npy("assignment", assignment)
+    ctx.save_json("sweep", {name: {key: rows[key] for key in ("k", "silhouette", "davies_bouldin", "sse")}
                                  for name, rows in sweeps.items()})
 
     sizes = np.bincount(assignment, minlength=chosen_k)
-    draw_metrics(sweeps, choices, variant, ctx.out_dir / "clusters_metrics.png", identical)
-    draw_sizes(sizes, chosen_k, ctx.out_dir / "cluster_sizes.png")
+    figures.draw_metrics(sweeps, choices, variant, ctx.output("metrics"), identical)
+    figures.draw_sizes(sizes, chosen_k, ctx.output("sizes"))
     x = prepared[variant]
     order = [int(c) for c in np.argsort(-sizes, kind="stable") if sizes[c] > 0]  # k-means can leave a cluster empty
     examples = [medoid_order(x, np.flatnonzero(assignment == c))[0] for c in order]
     figures.image_grid([figures.thumbnail(root / manifest[i]["path"], 64) for i in examples],
                        [f"#{c} ({sizes[c]})" for c in order], f"One image per cluster (all {len(order)}, largest first)",
-                       ctx.out_dir / "cluster_examples.png", columns=min(16, max(4, math.ceil(math.sqrt(chosen_k * 16 / 9)))))
+                       ctx.output("examples"), columns=min(16, max(4, math.ceil(math.sqrt(chosen_k * 16 / 9)))))
     largest = int(order[0])
     members = medoid_order(x, np.flatnonzero(assignment == largest))
     shown = members[:48]
     figures.image_grid([figures.thumbnail(root / manifest[i]["path"], 64) for i in shown],
                        [labels[i][:12] for i in shown],
                        f"The largest cluster: #{largest}, {len(members)} images" + (" (48 most typical shown)" if len(members) > 48 else ""),
-                       ctx.out_dir / "largest_cluster.png", columns=12)
+                       ctx.output("largest"), columns=12)
     summary = {"ks": ks, "adjustment": note, "n_init": n_init, "pca_dims": int(x.shape[1]),
                "silhouette_sampled": len(cls) > cfg.silhouette_sample, "silhouette_sample": cfg.silhouette_sample,
                "choices": choices, "variant": variant, "k": chosen_k, "reason": choices[variant]["reason"],
@@ -169,9 +166,8 @@ def run(ctx: StageContext) -> dict:
 STAGE = Stage(
     name="clusters",
     run=run,
-    deps=("ingest", "extract"),
+    inputs=("ingest.manifest", "ingest.summary", "extract.embeddings", "extract.patch_mean"),
     params=("clusters",),
-    outputs=("sweep.json", "cluster_labels.npy", "clusters_metrics.png", "cluster_sizes.png",
-             "cluster_examples.png", "largest_cluster.png"),
-    code=("pipeline.clusterfigs", "pipeline.figures", "pipeline.images", "pipeline.ingest", "pipeline.retrieval"),
+    outputs={"sweep": "sweep.json", "assignment": "cluster_labels.npy", "metrics": "clusters_metrics.png",
+             "sizes": "cluster_sizes.png", "examples": "cluster_examples.png", "largest": "largest_cluster.png"},
 )

@@ -4,60 +4,22 @@ Inputs: ``ingest`` (paths, labels), ``extract`` (embeddings). Params: ``retrieva
 L2-normalised and searched with an exact inner-product index (``IndexFlatIP``), so scores are cosines.
 With labels: precision@k of retrieval over every image (itself excluded) and k-NN classification accuracy
 (cosine, ``knn_k`` neighbours, stratified ``folds``-fold cross-validation), for the embeddings and, as the
-baseline, for raw pixels (each image as 32x32 RGB). Outputs: ``neighbours.npy`` (N, top_k),
-``scores.npy`` and the grid ``retrieval.png``.
+baseline, for raw pixels (each image squeezed to ``extract.keep_pixels`` square, RGB, as extraction kept
+it). Outputs: ``neighbours`` (N, top_k), ``scores`` and the ``grid`` of queries and their neighbours.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from .ingest import manifest_labels, read_manifest
-from .runner import Stage, StageContext
-
-PIXELS = 32
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-def cosine_neighbours(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, cosines) of each image's k nearest other images."""
-    import faiss
-
-    unit = normalise(embeddings)
-    index = faiss.IndexFlatIP(unit.shape[1])
-    index.add(unit)
-    k = min(k, len(unit) - 1)
-    scores, found = index.search(unit, k + 1)
-    return without_self(found, scores, k)
-
-
-def without_self(found: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``k`` hits of each row's search that are not the row's own point, and their values (scores or
-    distances). Self is normally the first hit; with exact duplicates it may come later."""
-    order = np.argsort(found == np.arange(len(found))[:, None], axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(found, order, 1), np.take_along_axis(values, order, 1)
+from ..manifest import manifest_labels, read_manifest
+from ..neighbours import cosine_neighbours, knn_predict
+from ..sampling import pick_queries
+from ..stage import Stage, StageContext
 
 
 def precision_at_k(neighbours: np.ndarray, labels: np.ndarray) -> float:
     return float((labels[neighbours] == labels[:, None]).mean())
-
-
-def knn_predict(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
-    """Majority label of each test row's k nearest training rows by cosine (exact FAISS search); a tie goes
-    to the smallest label, as in scikit-learn's ``KNeighborsClassifier``."""
-    import faiss
-
-    index = faiss.IndexFlatIP(train.shape[1])
-    index.add(normalise(train))
-    _, found = index.search(normalise(test), k)
-    votes = train_labels[found]
-    counts = np.stack([(votes == c).sum(axis=1) for c in range(int(train_labels.max()) + 1)], axis=1)
-    return counts.argmax(axis=1)
 
 
 def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int) -> tuple[float, int]:
@@ -74,41 +36,27 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int, folds: int, s
     return float(np.mean(scores)), folds
 
 
-def raw_pixels(paths: list[Path]) -> np.ndarray:
-    """Each image as 32x32 RGB, flattened; one channel when every image is grey.
+def raw_pixels(pixels: np.ndarray) -> np.ndarray:
+    """Each image's kept small copy (N, p, p, 3) uint8, flattened to [0, 1]; one channel when every image is grey.
 
     Repeating a grey channel three times scales every dot product and norm alike, so the cosines (and the
     k-NN result) are exactly those of the grey pixels, at a third of the search cost.
     """
-    import cv2
-
-    from .images import read_rgb
-
-    pixels = np.stack([cv2.resize(read_rgb(p), (PIXELS, PIXELS), interpolation=cv2.INTER_AREA) for p in paths])
     if (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 0] == pixels[..., 2]).all():
         pixels = pixels[..., :1]
     return pixels.reshape(len(pixels), -1).astype(np.float32) / 255.0
 
 
-def pick_queries(labels: list[str], count: int, seed: int) -> list[int]:
-    """One query per label (seeded), up to ``count``; spread over the set when unlabelled."""
-    rng = np.random.default_rng(seed)
-    names = sorted(set(labels))
-    if len(names) > 1:
-        return [int(rng.choice([i for i, label in enumerate(labels) if label == name])) for name in names[:count]]
-    return sorted(int(i) for i in rng.choice(len(labels), size=min(count, len(labels)), replace=False))
-
-
 def run(ctx: StageContext) -> dict:
-    from . import figures
+    from .. import figures
 
     cfg = ctx.cfg.retrieval
     manifest, root = read_manifest(ctx)
     labels = manifest_labels(manifest)
-    embeddings = ctx.load_npy("extract", "embeddings.npy")
+    embeddings = ctx.load_npy("extract", "embeddings")
     neighbours, scores = cosine_neighbours(embeddings, cfg.top_k)
-    ctx.save_npy("neighbours.npy", neighbours.astype(np.int64))
-    ctx.save_npy("scores.npy", scores)
+    ctx.save_npy("neighbours", neighbours.astype(np.int64))
+    ctx.save_npy("scores", scores)
     queries = pick_queries(labels, cfg.queries, cfg.seed)
     tiles, captions = [], []
     for q in queries:
@@ -118,11 +66,11 @@ def run(ctx: StageContext) -> dict:
             tiles.append(figures.thumbnail(root / manifest[n]["path"], 72))
             captions.append(f"{labels[n][:10]} {s:.2f}")
     figures.image_grid(tiles, captions, f"Query images and their {neighbours.shape[1]} nearest neighbours (cosine)",
-                       ctx.out_dir / "retrieval.png", columns=neighbours.shape[1] + 1, cell=1.25)
+                       ctx.output("grid"), columns=neighbours.shape[1] + 1, cell=1.25)
     summary = {"top_k": int(neighbours.shape[1]), "queries": len(queries), "index": "faiss.IndexFlatIP (exact)"}
     label_array = np.asarray(labels)
     if len(set(labels)) > 1:
-        pixels = raw_pixels([root / record["path"] for record in manifest])
+        pixels = raw_pixels(ctx.load_npy("extract", "pixels", mmap=True))
         accuracy, folds = knn_accuracy(embeddings, label_array, cfg.knn_k, cfg.folds, cfg.seed)
         pixel_accuracy, _ = knn_accuracy(pixels, label_array, cfg.knn_k, cfg.folds, cfg.seed)
         summary.update({
@@ -136,8 +84,7 @@ def run(ctx: StageContext) -> dict:
 STAGE = Stage(
     name="retrieval",
     run=run,
-    deps=("ingest", "extract"),
+    inputs=("ingest.manifest", "ingest.summary", "extract.embeddings", "extract.pixels"),
     params=("retrieval",),
-    outputs=("neighbours.npy", "scores.npy", "retrieval.png"),
-    code=("pipeline.figures", "pipeline.images", "pipeline.ingest"),
+    outputs={"neighbours": "neighbours.npy", "scores": "scores.npy", "grid": "retrieval.png"},
 )

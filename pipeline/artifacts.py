@@ -1,0 +1,71 @@
+"""What every part of the pipeline writes and reads: atomic JSON and NumPy files, content hashes, StageError.
+
+Kept apart from the runner so that the runner, the run record and the stages can all use it without
+importing each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class StageError(RuntimeError):
+    """A stage could not run for a reason the user can act on; the message says what to change."""
+
+
+def hash_json(data) -> str:
+    """sha256 of a JSON-able value, independent of dict order."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def json_text(data) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json_text(data), encoding="utf-8")
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write beside the target, then rename: a reader sees the old file or the new one, never half of one."""
+    tmp = _temporary(path)
+    write_json(tmp, data)
+    os.replace(tmp, path)
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = _temporary(path)
+    with open(tmp, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """An array file, never unpickled; ``mmap`` maps it read-only instead of reading it into memory."""
+    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+
+
+def open_npy(path: Path, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A new array file mapped for writing row by row (memory stays bounded); the same bytes as ``np.save``."""
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)

@@ -1,0 +1,102 @@
+"""What a stage declares (inputs, parameters, outputs) and what it is handed when it runs.
+
+A stage names its outputs once, as ``key -> file name``; its code, the stages after it and the report refer
+to them by ``stage.key``. Its inputs are declared the same way (``"extract.embeddings"``, or
+``"umap.summary"`` for another stage's summary), and the context refuses to hand it anything it did not
+declare, so the declarations (and ``embdeck graph``) stay true.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from . import artifacts
+
+if TYPE_CHECKING:
+    from .config import Config
+
+SUMMARY = "summary"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline, declared: what it reads, which settings, what it writes."""
+
+    name: str
+    run: Callable[["StageContext"], dict]
+    inputs: tuple[str, ...] = ()  # "stage.output" or "stage.summary"
+    params: tuple[str, ...] = ()  # config sections (or top-level keys) it reads
+    outputs: dict[str, str] = field(default_factory=dict)  # key -> file name inside its cache entry
+    fingerprint: Callable[["Config"], dict] | None = None  # what it reads from outside the pipeline
+    extra_code: tuple[str, ...] = ()  # files (relative to the repository) that shape its numbers but are not imports
+    essential: bool = False  # its failure stops the run; any other stage's failure is reported and skipped
+    optional: tuple[str, ...] = ()  # upstream stages it can do without (it checks ``ctx.has``)
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        """Upstream stages, in the order their inputs are first named."""
+        return tuple(dict.fromkeys(item.split(".", 1)[0] for item in self.inputs))
+
+    @property
+    def module(self) -> str:
+        return self.run.__module__
+
+    @property
+    def figures(self) -> dict[str, str]:
+        return {key: name for key, name in self.outputs.items() if name.endswith(".png")}
+
+
+@dataclass
+class StageContext:
+    """What a stage function gets: config, its fresh output folder and its declared upstream results."""
+
+    cfg: "Config"
+    stage: Stage
+    out_dir: Path
+    upstream: dict[str, Path]  # stage -> its finished cache entry (only those that ran)
+    declared: dict[str, Stage]  # stage -> declaration, for resolving ``stage.key`` to a file
+    summaries: dict[str, dict]
+    fingerprint: dict = field(default_factory=dict)
+
+    def has(self, stage: str) -> bool:
+        """Whether an (optional) upstream stage ran and its outputs can be read."""
+        return stage in self.upstream
+
+    def _check(self, stage: str, key: str) -> None:
+        if f"{stage}.{key}" not in self.stage.inputs:
+            raise KeyError(f"stage {self.stage.name} reads {stage}.{key} but does not declare it as an input")
+
+    def path(self, stage: str, key: str) -> Path:
+        self._check(stage, key)
+        return self.upstream[stage] / self.declared[stage].outputs[key]
+
+    def summary(self, stage: str) -> dict:
+        self._check(stage, SUMMARY)
+        return self.summaries[stage]
+
+    def load_npy(self, stage: str, key: str, mmap: bool = False) -> np.ndarray:
+        return artifacts.load_npy(self.path(stage, key), mmap=mmap)
+
+    def load_json(self, stage: str, key: str):
+        import json
+
+        return json.loads(self.path(stage, key).read_text(encoding="utf-8"))
+
+    def output(self, key: str) -> Path:
+        """Where this stage writes its declared output ``key``."""
+        target = self.out_dir / self.stage.outputs[key]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def save_npy(self, key: str, array: np.ndarray) -> None:
+        artifacts.save_npy(self.output(key), array)
+
+    def open_npy(self, key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        return artifacts.open_npy(self.output(key), shape, dtype)
+
+    def save_json(self, key: str, data) -> None:
+        artifacts.write_json(self.output(key), data)

@@ -1,0 +1,169 @@
+"""Stage ``extract``: run the backbone over every image, batched, and keep three kinds of features.
+
+Inputs: ``ingest`` (the manifest). Params: ``backbone``, ``extract``. Each image is decoded once, here;
+what later stages need from its pixels is kept from that decode, so no stage after this one reads the
+collection again. Outputs:
+``embeddings`` (N, D) the global embedding (CLS token for a ViT, pooled features for a CNN);
+``patch_mean`` (N, D) the mean of the patch tokens (of the last feature map for a CNN);
+``pixels`` (N, p, p, 3) uint8, each image squeezed to ``keep_pixels`` (the raw-pixel baseline);
+``thumbs`` (N, t, t, 3) uint8 letterboxed thumbnails (the interactive map);
+``patch_tokens`` (M, h, w, D) spatial tokens of the few images the patch maps show, listed in
+``patch_images``, and ``patch_pixels`` (M, 160, 160, 3) their centre crops for the figure.
+Per-image arrays are written row by row into memory-mapped files, so memory stays bounded.
+Preprocessing follows timm's pretrained data config; ``preprocess = "thumbnail"`` is the seed deck's path
+(shrink to a thumbnail, upsample on the device).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import backbone as backbones
+from ..artifacts import StageError, hash_json
+from ..manifest import read_manifest
+from ..sampling import spread_indices
+from ..stage import Stage, StageContext
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+log = logging.getLogger("embdeck")
+
+PATCH_FIGURE_PX = 160  # side of each image on the patch-map figure
+
+
+def patch_photo_folder(cfg: "Config") -> Path | None:
+    setting = cfg.extract.patch_photos
+    if setting == "auto":
+        if cfg.images:
+            return None
+        from ..demo import photos_folder
+
+        return photos_folder(cfg)
+    return Path(setting).expanduser() if setting else None
+
+
+def photo_paths(cfg: "Config") -> list[Path]:
+    folder = patch_photo_folder(cfg)
+    if folder is None:
+        return []
+    if not folder.is_dir():
+        raise StageError(f"extract.patch_photos: folder not found: {folder}")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in cfg.ingest.extensions and not p.name.startswith("."))
+
+
+def fingerprint(cfg: "Config") -> dict:
+    """The backbone's weights (by content) and the patch-map photos folder."""
+    photos = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in photo_paths(cfg)]
+    choice = backbones.resolve(cfg.backbone)
+    # The weights are identified by content, not by where they happen to lie on this machine.
+    return {"backbone": {"model": choice.model, "source": choice.source, "weights_sha256": choice.weights_sha256},
+            "patch_photos": hash_json(photos)}
+
+
+def check_dtype(extractor, paths: list[Path], cfg: "Config") -> dict:
+    """Under bf16, how far its features are from fp32's on a spread sample (lowest cosine), for the record.
+
+    The only place a few images are decoded a second time, and only under bf16."""
+    import torch
+
+    if extractor.dtype == torch.float32:
+        return {"checked": False}
+    sample = [paths[i] for i in spread_indices(len(paths), cfg.extract.dtype_check_images)]
+    return {"checked": True, "images": len(sample), "min_cosine_to_fp32": round(extractor.agreement(sample), 5)}
+
+
+def run(ctx: StageContext) -> dict:
+    import torch
+
+    from ..features import Extractor, Keep, PassStats, pick_device, pick_dtype, preprocess_for
+
+    cfg = ctx.cfg
+    torch.set_num_threads(os.cpu_count() or 1)
+    choice = backbones.resolve(cfg.backbone)
+    manifest, root = read_manifest(ctx)
+    model = backbones.build(choice, seed=cfg.extract.seed)
+    prep = preprocess_for(model, cfg)
+    device = pick_device(cfg.extract.device)
+    dtype = pick_dtype(cfg.extract.dtype, device)
+    extractor = Extractor(model, prep, device, dtype, cfg.ingest.max_pixels)
+    workers = max(1, os.cpu_count() or 1)
+    paths = [root / record["path"] for record in manifest]
+    dtype_check = check_dtype(extractor, paths, cfg)
+    log.info("extract: %d images with %s on %s (%s), batch %d", len(paths), choice.display_name, device,
+             str(extractor.dtype).replace("torch.", ""), cfg.extract.batch_size)
+
+    set_picks = spread_indices(len(paths), cfg.extract.patch_images_from_set)
+    keep = Keep(cfg.extract.keep_pixels, cfg.extract.keep_thumb, PATCH_FIGURE_PX, frozenset(set_picks))
+    stats = PassStats()
+    outputs, picked, crops = {}, {}, {}
+    for batch in extractor.stream(paths, cfg.extract.batch_size, workers, keep, stats=stats):
+        if not outputs:  # the shapes are known from the first batch
+            n = len(paths)
+            outputs = {"embeddings": ctx.open_npy("embeddings", (n, batch.pooled.shape[1]), np.float32),
+                       "patch_mean": ctx.open_npy("patch_mean", (n, batch.mean.shape[1]), np.float32),
+                       "pixels": ctx.open_npy("pixels", (n, *batch.kept["pixels"].shape[1:]), np.uint8),
+                       "thumbs": ctx.open_npy("thumbs", (n, *batch.kept["thumb"].shape[1:]), np.uint8)}
+        rows = slice(batch.start, batch.start + len(batch.inputs))
+        for key, values in (("embeddings", batch.pooled), ("patch_mean", batch.mean),
+                            ("pixels", batch.kept["pixels"]), ("thumbs", batch.kept["thumb"])):
+            outputs[key][rows] = values
+        picked.update({i: batch.inputs[i - batch.start] for i in set_picks if rows.start <= i < rows.stop})
+        crops.update(batch.kept["crop"])
+    for array in outputs.values():
+        array.flush()
+    log.info("extract: %.1f images/s, %.0f %% of the time in the model", stats.images_per_s, 100 * stats.model_share)
+
+    # Spatial tokens for the patch maps: the set's picks from their kept inputs, the extra photos decoded here.
+    photos = photo_paths(cfg)
+    patch_sources = [{"kind": "set", "path": manifest[i]["path"], "index": i} for i in set_picks]
+    patch_sources += [{"kind": "photo", "path": str(p), "index": -1} for p in photos]
+    items = [picked[i] for i in set_picks] + photos
+    photo_keep = Keep(crop=PATCH_FIGURE_PX, crop_rows=frozenset(range(len(set_picks), len(items))))
+    spatial, figure_crops = [], [crops[i] for i in set_picks]
+    for batch in extractor.stream(items, cfg.extract.batch_size, workers, photo_keep, keep_spatial=True,
+                                  desc="patches"):
+        spatial.append(batch.spatial)
+        figure_crops += [batch.kept["crop"][row] for row in sorted(batch.kept["crop"])]
+    dims = outputs["embeddings"].shape[1]
+    tokens = np.concatenate(spatial).astype(np.float32) if spatial else np.zeros((0, 0, 0, dims), np.float32)
+    ctx.save_npy("patch_tokens", tokens)
+    ctx.save_npy("patch_pixels", np.stack(figure_crops) if figure_crops
+                 else np.zeros((0, PATCH_FIGURE_PX, PATCH_FIGURE_PX, 3), np.uint8))
+    ctx.save_json("patch_images", patch_sources)
+    return {
+        "backbone": choice.as_dict(),
+        "images": len(paths),
+        "embedding_dim": int(dims),
+        "patch_grid": list(tokens.shape[1:3]),
+        "device": str(device),
+        "dtype": str(extractor.dtype).replace("torch.", ""),
+        "dtype_check": dtype_check,
+        "model_share": round(stats.model_share, 3),
+        "batch_size": cfg.extract.batch_size,
+        "preprocess": {"mode": prep.mode, "input_size": prep.input_size, "crop_pct": prep.crop_pct,
+                       "interpolation": prep.interpolation, "mean": prep.mean, "std": prep.std,
+                       "thumbnail_size": prep.thumbnail_size if prep.mode == "thumbnail" else None},
+        "kept": {"pixels": cfg.extract.keep_pixels, "thumb": cfg.extract.keep_thumb},
+        "seconds": round(stats.seconds, 3),
+        "images_per_s": round(stats.images_per_s, 2),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+STAGE = Stage(
+    name="extract",
+    run=run,
+    inputs=("ingest.manifest", "ingest.summary"),
+    params=("backbone", "extract"),
+    outputs={"embeddings": "embeddings.npy", "patch_mean": "patch_mean.npy", "pixels": "pixels.npy",
+             "thumbs": "thumbs.npy", "patch_tokens": "patch_tokens.npy", "patch_pixels": "patch_pixels.npy",
+             "patch_images": "patch_images.json"},
+    essential=True,
+    fingerprint=fingerprint,
+)
