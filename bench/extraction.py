@@ -118,7 +118,7 @@ def seed_way(extractor, paths: list[Path], reps: int) -> dict:
 def quality(paths: list[Path], labels: list[str], batch_size: int) -> dict:
     """Bundled backbone on every demo image: bf16 vs fp32 at the default size, and 112 px vs the default."""
     from pipeline.features import cosine_rows
-    from pipeline.stages.retrieval import knn_accuracy
+    from pipeline.probes import knn_accuracy
 
     workers = os.cpu_count() or 1
     label_array = np.asarray(labels)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline import map_heads, neighbours, pca_fit, quality, sampling
+from pipeline import map_heads, neighbours, pca_fit, probes, quality, sampling
 from pipeline.artifacts import StageError
 from pipeline.stages import clusters, patches, retrieval, tsne, umap
 
@@ -125,6 +125,6 @@ def test_retrieval_excludes_self_and_beats_chance(pixel_features):
     assert not (found == np.arange(len(x))[:, None]).any()
     assert (np.diff(scores, axis=1) <= 1e-6).all(), "sorted by similarity"
     assert retrieval.precision_at_k(found, labels) > 0.5
-    accuracy, folds = retrieval.knn_accuracy(x, labels, 5, 5, 0)
+    accuracy, folds = probes.knn_accuracy(x, labels, 5, 5, 0)
     assert folds == 5 and accuracy > 0.6
-    assert np.isnan(retrieval.knn_accuracy(x[:3], np.array([0, 1, 2]), 1, 5, 0)[0])
+    assert np.isnan(probes.knn_accuracy(x[:3], np.array([0, 1, 2]), 1, 5, 0)[0])

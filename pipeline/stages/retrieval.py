@@ -13,27 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..manifest import manifest_labels, read_manifest
-from ..neighbours import cosine_neighbours, knn_predict
+from ..neighbours import cosine_neighbours
+from ..probes import knn_accuracy
 from ..sampling import pick_queries
 from ..stage import Stage, StageContext
 
 
 def precision_at_k(neighbours: np.ndarray, labels: np.ndarray) -> float:
     return float((labels[neighbours] == labels[:, None]).mean())
-
-
-def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int) -> tuple[float, int]:
-    """Cross-validated k-NN accuracy (cosine) and the number of folds used (bounded by the smallest class)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    _, codes = np.unique(labels, return_inverse=True)
-    folds = min(folds, int(np.bincount(codes).min()))
-    if folds < 2:
-        return float("nan"), folds
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores = [float((knn_predict(features[train], codes[train], features[test], k) == codes[test]).mean())
-              for train, test in splitter.split(features, codes)]
-    return float(np.mean(scores)), folds
 
 
 def raw_pixels(pixels: np.ndarray) -> np.ndarray:
