@@ -90,7 +90,7 @@ def kmeans_row(x: np.ndarray) -> dict:
 
     cfg = Config().clusters
     ks, _ = k_grid(len(x), cfg.k_min, cfg.k_max, cfg.steps)
-    prepared = prepare(x, cfg.pca_dims, cfg.seed)
+    prepared = prepare(x, cfg.pca_dims)
     n_init = restarts(cfg.n_init, len(x), cfg.n_init_one_from)
     timing, rows = timed(lambda: sweep(prepared, ks, n_init, cfg.silhouette_sample, cfg.seed), 1)
     best = int(np.nanargmax(rows["silhouette"]))

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .neighbours import exact_knn
 
 
 class MapHead(nn.Module):
@@ -48,12 +47,14 @@ class MapHead(nn.Module):
         return self.net(projected) * self.scale
 
 
-def umap_graph(train: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(heads, tails, weights) of umap-learn's fuzzy simplicial set on the training embeddings."""
+def umap_graph(knn_indices: np.ndarray, knn_dists: np.ndarray, n_neighbors: int, seed: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(heads, tails, weights) of umap-learn's fuzzy simplicial set, from k-NN arrays that list each point
+    first (distance 0); a missing neighbour is index -1 at distance inf (umap-learn skips it)."""
     from umap.umap_ import fuzzy_simplicial_set
 
-    knn_indices, knn_dists = exact_knn(train, n_neighbors)
-    graph, _, _ = fuzzy_simplicial_set(train, n_neighbors, np.random.RandomState(seed), "euclidean",
+    placeholder = np.empty((len(knn_indices), 1), np.float32)  # the data itself is not needed given the k-NN
+    graph, _, _ = fuzzy_simplicial_set(placeholder, n_neighbors, np.random.RandomState(seed), "euclidean",
                                        knn_indices=knn_indices, knn_dists=knn_dists)
     graph = graph.tocoo()
     keep = graph.data > 0
@@ -85,18 +86,23 @@ def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def train_umap_encoder(head: MapHead, train: np.ndarray, n_neighbors: int, min_dist: float, epochs: int,
-                       batch_size: int, negatives: int, lr: float, seed: int) -> list[float]:
-    """Fit ``head`` with the UMAP objective; returns the loss per epoch."""
+def train_umap_encoder(head: MapHead, x: torch.Tensor, graph: tuple[np.ndarray, np.ndarray, np.ndarray],
+                       min_dist: float, epochs: int, batch_size: int, negatives: int, lr: float, seed: int,
+                       edges_per_epoch: int = 0) -> list[float]:
+    """Fit ``head`` with the UMAP objective on ``graph`` (heads, tails, weights over the rows of ``x``, the
+    training images already through ``head.project``); returns the loss per epoch.
+
+    An epoch samples as many edges as the graph has, or ``edges_per_epoch`` when that is smaller, so the
+    training time stops growing with the set while every image's edges can still be drawn.
+    """
     generator = seeded(seed)
-    heads, tails, weights = umap_graph(train, n_neighbors, seed)
+    heads, tails, weights = graph
     a, b = umap_ab(min_dist)
-    with torch.no_grad():
-        x = head.project(torch.as_tensor(train, dtype=torch.float32))
     probs = torch.as_tensor(weights / weights.sum())
     heads_t, tails_t = torch.as_tensor(heads, dtype=torch.long), torch.as_tensor(tails, dtype=torch.long)
     optimiser = torch.optim.Adam(head.parameters(), lr=lr)
-    steps = max(1, len(heads) // batch_size)
+    per_epoch = min(len(heads), edges_per_epoch) if edges_per_epoch > 0 else len(heads)
+    steps = max(1, per_epoch // batch_size)
     history = []
     for _ in range(epochs):
         total = 0.0
@@ -118,31 +124,49 @@ def train_umap_encoder(head: MapHead, train: np.ndarray, n_neighbors: int, min_d
     return history
 
 
-def train_tsne_regressor(head: MapHead, train: np.ndarray, targets: np.ndarray, epochs: int, batch_size: int,
-                         lr: float, seed: int) -> list[float]:
-    """Fit ``head`` to reproduce ``targets`` (t-SNE coordinates) by mean squared error."""
+def train_tsne_regressor(head: MapHead, x: torch.Tensor, targets: np.ndarray, epochs: int, batch_size: int,
+                         lr: float, seed: int, images_per_epoch: int = 0) -> list[float]:
+    """Fit ``head`` to reproduce ``targets`` (t-SNE coordinates of the rows of ``x``, the training images
+    already through ``head.project``) by mean squared error; an epoch is a seeded shuffle of all of them, or of
+    ``images_per_epoch`` of them when that is smaller (the time then stops growing with the set)."""
     generator = seeded(seed)
     scale = float(np.sqrt((targets ** 2).sum(axis=1).mean()))  # train on unit-scale targets, map back
     head.scale.fill_(scale)
-    with torch.no_grad():
-        x = head.project(torch.as_tensor(train, dtype=torch.float32))
     y = torch.as_tensor(targets, dtype=torch.float32)
     optimiser = torch.optim.Adam(head.parameters(), lr=lr)
+    per_epoch = min(len(x), images_per_epoch) if images_per_epoch > 0 else len(x)
     history = []
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
+        order = torch.randperm(len(x), generator=generator)[:per_epoch]
         total = 0.0
-        for start in range(0, len(x), batch_size):
+        for start in range(0, per_epoch, batch_size):
             batch = order[start:start + batch_size]
             loss = (((head.from_projected(x[batch]) - y[batch]) / scale) ** 2).sum(dim=1).mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             total += loss.item() * len(batch)
-        history.append(total / len(x))
+        history.append(total / per_epoch)
     return history
+
+
+BLOCK = 65_536
+
+
+@torch.no_grad()  # not inference mode: training takes these as inputs
+def projected(head: MapHead, embeddings: np.ndarray, rows: np.ndarray | None = None) -> torch.Tensor:
+    """The fixed part of ``head`` (centring and PCA projection) applied to ``embeddings`` (or its ``rows``),
+    block by block, so a memory-mapped set is never read whole."""
+    count = len(embeddings) if rows is None else len(rows)
+    parts = []
+    for start in range(0, count, BLOCK):
+        chosen = slice(start, start + BLOCK) if rows is None else rows[start:start + BLOCK]
+        parts.append(head.project(torch.as_tensor(np.asarray(embeddings[chosen]), dtype=torch.float32)))
+    return torch.cat(parts) if parts else torch.zeros((0, head.projection.shape[1]))
 
 
 @torch.inference_mode()
 def project(head: MapHead, embeddings: np.ndarray) -> np.ndarray:
-    return head.eval()(torch.as_tensor(embeddings, dtype=torch.float32)).numpy()
+    """Map points of ``embeddings`` (block by block)."""
+    head.eval()
+    return head.from_projected(projected(head, embeddings)).numpy()

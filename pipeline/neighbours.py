@@ -32,10 +32,13 @@ def exact_knn(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return found.astype(np.int64), np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
 
 
-def without_self(found: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``k`` hits of each row's search that are not the row's own point, and their values (scores or
-    distances). Self is normally the first hit; with exact duplicates it may come later."""
-    order = np.argsort(found == np.arange(len(found))[:, None], axis=1, kind="stable")[:, :k]
+def without_self(found: np.ndarray, values: np.ndarray, k: int, own: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` hits of each row's search that are not the row's own point (``own``: the queries' row
+    numbers, by default 0..n-1), and their values (scores or distances). Self is normally the first hit; with
+    exact duplicates it may come later."""
+    own = np.arange(len(found)) if own is None else np.asarray(own)
+    order = np.argsort(found == own[:, None], axis=1, kind="stable")[:, :k]
     return np.take_along_axis(found, order, 1), np.take_along_axis(values, order, 1)
 
 
@@ -54,10 +57,63 @@ def nearest(points: np.ndarray, queries: np.ndarray, k: int, exclude_self: bool)
     return found[:, 1:] if exclude_self else found
 
 
-def knn_predict(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
-    """Majority label of each test row's k nearest training rows by cosine; a tie goes to the smallest label,
-    as in scikit-learn's ``KNeighborsClassifier``."""
-    _, found = flat_search(normalise(train), normalise(test), k, metric="ip")
-    votes = train_labels[found]
-    counts = np.stack([(votes == c).sum(axis=1) for c in range(int(train_labels.max()) + 1)], axis=1)
-    return counts.argmax(axis=1)
+def rows_as_float32(x: np.ndarray, rows: slice | np.ndarray, unit: bool) -> np.ndarray:
+    """A block of rows of a (possibly memory-mapped) array, as contiguous float32, at unit length if asked."""
+    block = np.ascontiguousarray(x[rows], dtype=np.float32)
+    return normalise(block) if unit else block
+
+
+def query_blocks(n: int, block: int):
+    for start in range(0, n, block):
+        yield slice(start, min(n, start + block))
+
+
+def finish(found: np.ndarray, values: np.ndarray, k: int, metric: str, own: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Drop each query's own point, keep ``k`` hits; similarities stay, squared distances become distances."""
+    found, values = without_self(found, values, k, own)
+    if metric == "l2":
+        values = np.sqrt(np.maximum(values, 0.0))
+    return found.astype(np.int64), values.astype(np.float32)
+
+
+def database(x: np.ndarray, unit: bool, block: int):
+    """The rows of ``x`` block by block, as float32 (at unit length if asked): what exact search streams."""
+    for rows in query_blocks(len(x), block):
+        yield rows_as_float32(x, rows, unit)
+
+
+def exact_search(x: np.ndarray, rows: np.ndarray, k: int, metric: str, unit: bool, block: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other points of the given rows of ``x``, by exact search over all of ``x``.
+
+    FAISS's ``knn_ground_truth`` streams the data block by block (BLAS for each block, results merged in a
+    heap), so the data is never held whole; it runs on the GPUs when FAISS sees any.
+    """
+    import faiss
+    from faiss.contrib.exhaustive_search import knn_ground_truth
+
+    kind = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
+    values, found = knn_ground_truth(rows_as_float32(x, rows, unit), database(x, unit, block), k + 1, kind)
+    return finish(found, values, k, metric, rows)
+
+
+def exact_graph(x: np.ndarray, k: int, metric: str, unit: bool, block: int, progress=None):
+    """(indices, values) of every row's ``k`` nearest other rows by exact search.
+
+    ``values`` are cosine similarities (``metric = "ip"`` on unit rows) or Euclidean distances (``"l2"``).
+    """
+    found = np.empty((len(x), k), np.int64)
+    values = np.empty((len(x), k), np.float32)
+    step = max(block, 65_536)  # many queries per pass over the data: one read of it per pass
+    for rows in query_blocks(len(x), step):
+        found[rows], values[rows] = exact_search(x, np.arange(rows.start, rows.stop), k, metric, unit, block)
+        if progress is not None:
+            progress(rows.stop - rows.start)
+    return found, values
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each row's true k nearest neighbours that were found."""
+    k = truth.shape[1]
+    return float(np.mean([len(np.intersect1d(a[:k], b)) / k for a, b in zip(found, truth)]))

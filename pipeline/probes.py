@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .neighbours import knn_predict
+from .neighbours import flat_search, normalise
 
 
 def usable_folds(codes: np.ndarray, folds: int) -> int:
     """Folds for a stratified split, bounded by the smallest class (below 2: no cross-validation)."""
     return min(folds, int(np.bincount(codes).min()))
+
+
+def knn_predict(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    """Majority label of each test row's k nearest training rows by cosine (exact search); a tie goes to the
+    smallest label, as in scikit-learn's ``KNeighborsClassifier``."""
+    _, found = flat_search(normalise(train), normalise(test), k, metric="ip")
+    votes = train_labels[found]
+    return vote(votes, np.ones(votes.shape, bool), int(train_labels.max()) + 1)
 
 
 def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int) -> tuple[float, int]:
@@ -28,3 +36,42 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int, folds: int, s
     scores = [float((knn_predict(features[train], codes[train], features[test], k) == codes[test]).mean())
               for train, test in splitter.split(features, codes)]
     return float(np.mean(scores)), folds
+
+
+def vote(neighbour_codes: np.ndarray, usable: np.ndarray, classes: int) -> np.ndarray:
+    """Majority class of each row's usable neighbours; a tie goes to the smallest class (as scikit-learn's)."""
+    counts = np.stack([((neighbour_codes == c) & usable).sum(axis=1) for c in range(classes)], axis=1)
+    return counts.argmax(axis=1)
+
+
+def first_usable(allowed: np.ndarray, k: int) -> np.ndarray:
+    """Mask of each row's first ``k`` allowed neighbours (the graph lists them nearest first)."""
+    return allowed & (np.cumsum(allowed, axis=1) <= k)
+
+
+def knn_from_graph(idx: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int) -> dict:
+    """k-NN accuracy read from the neighbour graph (cosine), two ways:
+
+    - ``leave_one_out``: each image's k nearest others vote (the usual k-NN probe, one search);
+    - ``folds``: stratified ``folds``-fold cross-validation: each image's k nearest neighbours outside its own
+      fold vote, exactly what searching the other folds would give, as long as the graph lists k of them
+      (``short_rows`` counts images where it did not and fewer voted).
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    names, codes = np.unique(labels, return_inverse=True)
+    neighbour_codes = codes[idx]
+    everyone = np.ones(idx.shape, bool)
+    result = {"leave_one_out": float((vote(neighbour_codes, first_usable(everyone, k), len(names)) == codes).mean()),
+              "k": k}
+    used = usable_folds(codes, folds)
+    if used < 2:
+        return {**result, "folds": float("nan"), "folds_used": used, "short_rows": 0}
+    fold = np.empty(len(codes), np.int64)
+    for number, (_, test) in enumerate(StratifiedKFold(used, shuffle=True, random_state=seed).split(codes, codes)):
+        fold[test] = number
+    outside = fold[idx] != fold[:, None]
+    usable = first_usable(outside, k)
+    predicted = vote(neighbour_codes, usable, len(names))
+    return {**result, "folds": float((predicted == codes).mean()), "folds_used": used,
+            "short_rows": int((usable.sum(axis=1) < k).sum())}

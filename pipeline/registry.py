@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .stage import SUMMARY, Stage
-from .stages import clusters, export, extract, fidelity, gallery, ingest, parametric, patches, pca, retrieval, tsne, umap
+from .stages import (clusters, export, extract, fidelity, gallery, ingest, neighbours, parametric, patches, pca,
+                     retrieval, tsne, umap)
 
 STAGES: list[Stage] = [
-    ingest.STAGE, extract.STAGE, pca.STAGE, tsne.STAGE, umap.STAGE, parametric.STAGE, clusters.STAGE,
-    patches.STAGE, retrieval.STAGE, export.STAGE, fidelity.STAGE, gallery.STAGE,
+    ingest.STAGE, extract.STAGE, pca.STAGE, neighbours.STAGE, tsne.STAGE, umap.STAGE, parametric.STAGE,
+    clusters.STAGE, patches.STAGE, retrieval.STAGE, export.STAGE, fidelity.STAGE, gallery.STAGE,
 ]
 
 
@@ -27,6 +28,7 @@ def describe(stages: list[Stage]) -> str:
             lines.append(f"  summaries: {', '.join(summaries)}")
         if stage.optional:
             lines.append(f"  can do without: {', '.join(stage.optional)}")
-        lines.append(f"  params:  {', '.join(stage.params) or '-'}")
+        derived = f" (and {stage.derived.__doc__.split(':')[0].strip()})" if stage.derived else ""
+        lines.append(f"  params:  {', '.join(stage.params) or '-'}{derived}")
         lines.append(f"  outputs: {', '.join(f'{key} ({name})' for key, name in stage.outputs.items())}")
     return "\n".join(lines) + "\n"

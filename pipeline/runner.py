@@ -2,8 +2,9 @@
 
 Each stage's key hashes its config sections, its code (the source of every project module it runs, found
 from the import graph by ``codegraph``), what it read from outside (its fingerprint: the image folder
-listing, the backbone weights) and the *output hashes* of its upstream stages. Keying on
-upstream outputs rather than upstream keys means a stage that reruns but produces the same bytes does not
+listing, the backbone weights) and the hashes of the upstream outputs it declares as inputs (each file, or
+an upstream summary). Keying on upstream outputs rather than upstream keys means a stage that reruns but
+produces the same bytes in the files a stage reads does not
 invalidate what follows (as DVC does).
 
 A finished stage lives in ``<out>/cache/<stage>/<key>/``. It is written to a ``.tmp-*`` sibling first,
@@ -97,10 +98,26 @@ class Runner:
             self._code[stage.name] = code_hash(stage, self.code_root)
         return self._code[stage.name]
 
+    def input_hashes(self, stage: Stage, metas: dict[str, dict | None]) -> dict[str, str]:
+        """The hash of each declared input: an upstream file's, or an upstream summary's ("absent" for an
+        optional stage that could not run)."""
+        found = {}
+        for item in stage.inputs:
+            dep, key = item.split(".", 1)
+            meta = metas.get(dep)
+            if meta is None:
+                found[item] = "absent"
+            elif key == SUMMARY:
+                found[item] = hash_json(meta["summary"])
+            else:
+                found[item] = meta["files"][self.stages[dep].outputs[key]]
+        return found
+
     def key_record(self, stage: Stage, upstream_hashes: dict[str, str]) -> dict:
         return {
             "stage": stage.name,
-            "params": {section: self.cfg.section(section) for section in stage.params},
+            "params": {section: self.cfg.section(section) for section in stage.params}
+            | ({"derived": stage.derived(self.cfg)} if stage.derived else {}),
             "code": self.code(stage),
             "fingerprint": self.fingerprint(stage),
             "upstream": upstream_hashes,
@@ -119,19 +136,17 @@ class Runner:
         for name in self.order:
             stage = self.stages[name]
             reasons: list[str] = []
-            upstream_hashes = {}
+            metas = {}
             for dep in stage.deps:
                 dep_plan = plans[dep]
-                meta = self.finished_meta(dep, dep_plan.key) if dep_plan.key else None
-                if meta is None:
+                metas[dep] = self.finished_meta(dep, dep_plan.key) if dep_plan.key else None
+                if metas[dep] is None:
                     reasons.append(f"upstream {dep} is stale")
-                else:
-                    upstream_hashes[dep] = meta["output_hash"]
             if reasons:  # its key waits on upstream outputs; its own changes can be named already
                 own = explain_change(lock[name], self.key_record(stage, {})) if name in lock else []
                 plans[name] = Plan(stage, None, own + reasons, {})
                 continue
-            record = self.key_record(stage, upstream_hashes)
+            record = self.key_record(stage, self.input_hashes(stage, metas))
             key = hash_json(record)
             if self.finished_meta(name, key) is None:
                 reasons = explain_change(lock.get(name), record) or ["no finished output for this key"]
@@ -147,18 +162,18 @@ class Runner:
         self.cache.mkdir(parents=True, exist_ok=True)
         self.clean_partial()
         results: dict[str, dict] = {}
-        output_hashes: dict[str, str] = {}
+        metas: dict[str, dict] = {}
         summaries: dict[str, dict] = {}
         dirs: dict[str, Path] = {}
         for name in wanted:
             stage = self.stages[name]
-            blocked = [dep for dep in stage.deps if dep not in output_hashes and dep not in stage.optional]
+            blocked = [dep for dep in stage.deps if dep not in metas and dep not in stage.optional]
             if blocked:
                 results[name] = {"state": "skipped", "reason": f"needs {blocked[0]}, which could not run"}
                 log.warning("%-8s skipped: %s", name, results[name]["reason"])
                 continue
-            present = [dep for dep in stage.deps if dep in output_hashes]
-            record = self.key_record(stage, {dep: output_hashes.get(dep, "absent") for dep in stage.deps})
+            present = [dep for dep in stage.deps if dep in metas]
+            record = self.key_record(stage, self.input_hashes(stage, metas))
             key = hash_json(record)
             meta = self.finished_meta(name, key)
             rerun = force and (only is None or name == only)
@@ -180,7 +195,7 @@ class Runner:
             else:
                 state = "cached"
                 log.info("%-8s cached (%s)", name, key[:12])
-            output_hashes[name] = meta["output_hash"]
+            metas[name] = meta
             summaries[name] = meta["summary"]
             dirs[name] = self.entry_dir(name, key)
             results[name] = {"state": state, "key": key, "seconds": meta["seconds"], "finished_at": meta["finished_at"],
@@ -293,9 +308,9 @@ def explain_change(previous: dict | None, record: dict) -> list[str]:
         reasons.append("code changed")
     old_fp, new_fp = previous.get("fingerprint", {}), record["fingerprint"]
     reasons += [f"input {change}" for change in diff_params(old_fp, new_fp)]
-    for dep, digest in record["upstream"].items():
-        if previous.get("upstream", {}).get(dep) != digest:
-            reasons.append(f"upstream {dep} output changed")
+    for item, digest in record["upstream"].items():
+        if previous.get("upstream", {}).get(item) != digest:
+            reasons.append(f"upstream {item} changed")
     return reasons
 
 

@@ -30,6 +30,7 @@ class Stage:
     run: Callable[["StageContext"], dict]
     inputs: tuple[str, ...] = ()  # "stage.output" or "stage.summary"
     params: tuple[str, ...] = ()  # config sections (or top-level keys) it reads
+    derived: Callable[["Config"], dict] | None = None  # settings it computes from other sections (in its key)
     outputs: dict[str, str] = field(default_factory=dict)  # key -> file name inside its cache entry
     fingerprint: Callable[["Config"], dict] | None = None  # what it reads from outside the pipeline
     extra_code: tuple[str, ...] = ()  # files (relative to the repository) that shape its numbers but are not imports

@@ -5,7 +5,7 @@ import pytest
 
 from pipeline import map_heads, neighbours, pca_fit, probes, quality, sampling
 from pipeline.artifacts import StageError
-from pipeline.stages import clusters, patches, retrieval, tsne, umap
+from pipeline.stages import clusters, parametric, patches, retrieval, tsne, umap
 
 
 def test_tsne_perplexity_guard():
@@ -43,25 +43,34 @@ def test_parametric_maps_generalise_and_repeat(pixel_features):
     x, labels = pixel_features
     held = sampling.holdout_split([str(v) for v in labels], 0.2, seed=0)
     assert held.sum() == 100 and all(held[labels == c].sum() == 10 for c in range(10))
-    centre, projection = pca_fit.scaled_projection(x[~held], 50, 0)
+    train = np.flatnonzero(~held)
+    centre, projection = pca_fit.scaled_projection(x, 50, train)
+    knn = neighbours.exact_graph(x, 24, "ip", True, 4096)
+    local, distances = parametric.training_knn(*knn, train, 15)
+    assert local.shape == (len(train), 15) and (local[:, 0] == np.arange(len(train))).all()
+    assert (local < len(train)).all() and np.isinf(distances[local < 0]).all(), "held-out images never in the graph"
+    graph = map_heads.umap_graph(local, distances, 15, 0)
     coords = []
     for _ in range(2):
         head = map_heads.MapHead(projection, centre, 64, 2)
-        map_heads.train_umap_encoder(head, x[~held], 15, 0.1, epochs=60, batch_size=1024, negatives=5, lr=1e-3, seed=0)
+        map_heads.train_umap_encoder(head, map_heads.projected(head, x, train), graph, 0.1, epochs=60,
+                                     batch_size=1024, negatives=5, lr=1e-3, seed=0)
         coords.append(map_heads.project(head, x))
     assert np.array_equal(coords[0], coords[1])
-    sample = np.flatnonzero(~held)[:100]
-    train_t = quality.trustworthiness(x[sample], coords[0][sample])
-    held_t = quality.trustworthiness(x[held], coords[0][held])
+    unit = neighbours.normalise(x)
+    sample = train[:100]
+    train_t = quality.trustworthiness(unit[sample], coords[0][sample])
+    held_t = quality.trustworthiness(unit[held], coords[0][held])
     assert train_t > 0.8 and held_t >= train_t - 0.05
 
 
 def test_tsne_regressor_fits_its_targets(pixel_features):
     x, _ = pixel_features
     targets = x[:, :2] * 3.0  # a map the network can represent exactly (linear in its input)
-    centre, projection = pca_fit.scaled_projection(x, 50, 0)
+    centre, projection = pca_fit.scaled_projection(x, 50)
     head = map_heads.MapHead(projection, centre, 64, 1)
-    history = map_heads.train_tsne_regressor(head, x, targets, epochs=200, batch_size=128, lr=1e-3, seed=0)
+    history = map_heads.train_tsne_regressor(head, map_heads.projected(head, x), targets, epochs=200, batch_size=128,
+                                             lr=1e-3, seed=0)
     assert history[-1] < 0.05 * history[0]
     predicted = map_heads.project(head, x)
     assert np.sqrt(((predicted - targets) ** 2).sum(1).mean()) < 0.25 * np.sqrt((targets ** 2).sum(1).mean())
@@ -90,7 +99,7 @@ def test_sweep_is_deterministic_and_finds_the_classes(pixel_features):
     x, labels = pixel_features
     from sklearn.metrics import adjusted_rand_score
 
-    prepared = clusters.prepare(x, 20, 0)
+    prepared = clusters.prepare(x, 20)
     a = clusters.sweep(prepared, [5, 10, 15], n_init=2, sample=5000, seed=0)
     b = clusters.sweep(prepared, [5, 10, 15], n_init=2, sample=5000, seed=0)
     assert a["sse"] == b["sse"] and all(np.array_equal(a["labels"][k], b["labels"][k]) for k in (5, 10, 15))

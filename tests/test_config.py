@@ -20,9 +20,9 @@ def test_set_overrides_are_typed(tmp_path):
 
 def test_file_then_overrides(tmp_path):
     path = tmp_path / "embdeck.toml"
-    path.write_text('[pca]\nn_components = 30\nseed = 4\n[ingest]\nextensions = [".png"]\n')
-    cfg = load_config(path, ["pca.seed=7"])
-    assert (cfg.pca.n_components, cfg.pca.seed) == (30, 7)
+    path.write_text('[pca]\nn_components = 30\n[tsne]\nseed = 4\n[ingest]\nextensions = [".png"]\n')
+    cfg = load_config(path, ["tsne.seed=7"])
+    assert (cfg.pca.n_components, cfg.tsne.seed) == (30, 7)
     assert cfg.ingest.extensions == (".png",)
 
 
@@ -54,7 +54,7 @@ def test_diff_params_names_the_change():
 
 
 def test_digest_changes_with_any_value():
-    a, b = Config(), load_config(None, ["pca.seed=1"])
+    a, b = Config(), load_config(None, ["tsne.seed=1"])
     assert a.digest() == Config().digest()
     assert a.digest() != b.digest()
 
@@ -94,8 +94,8 @@ def test_rules_are_checked_when_the_config_is_built(override, message, tmp_path)
 
 def test_one_seed_gives_every_section_its_seed_unless_set():
     cfg = load_config(None, ["seed=7", "tsne.seed=3"])
-    assert (cfg.pca.seed, cfg.umap.seed, cfg.clusters.seed, cfg.parametric.seed, cfg.tsne.seed) == (7, 7, 7, 7, 3)
+    assert (cfg.neighbours.seed, cfg.umap.seed, cfg.clusters.seed, cfg.parametric.seed, cfg.tsne.seed) == (7, 7, 7, 7, 3)
     assert cfg.demo.seed == 0, "the demo set is data: the run's seed does not pick other images"
     default = Config()
-    assert default.seed == 0 and default.pca.seed == 0 and default.fidelity.seed == 0
-    assert diff_params(default.section("pca"), cfg.section("pca")) == ["seed 0 -> 7"]
+    assert default.seed == 0 and default.umap.seed == 0 and default.fidelity.seed == 0
+    assert diff_params(default.section("umap"), cfg.section("umap")) == ["seed 0 -> 7"]

@@ -145,6 +145,17 @@ def test_output_inside_input_is_refused(small_set):
     assert result.exit_code == 2 and "inside the image folder" in result.output
 
 
+def test_a_sampled_sweep_says_so_and_clusters_every_image(run_dirs, tmp_path):
+    out, _, opts = run_dirs
+    invoke("run", *opts, "--set", "clusters.sweep_sample=150", "--only", "clusters")
+    s = record(out)["summaries"]["clusters"]
+    assert s["sweep_sampled"] and s["sweep_images"] == 150 and s["ks"][-1] <= 2 * int(150 ** 0.5)
+    assignment = np.load(next(p for p in out.glob("cache/clusters/*/cluster_labels.npy")
+                              if json.loads((p.parent / "meta.json").read_text())["summary"]["sweep_sampled"]))
+    assert len(assignment) == 300 and len(np.unique(assignment)) == s["k"]
+    invoke("run", *opts)  # back to the defaults for the tests that follow
+
+
 def test_quality_at_a_small_scale(run_dirs):
     out, _, _ = run_dirs
     s = record(out)["summaries"]
@@ -229,12 +240,21 @@ def test_status_names_the_edited_module_of_a_stage(run_dirs, tmp_path):
                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
-    for stage in ("tsne", "parametric", "clusters", "retrieval", "export", "fidelity"):
-        assert "stale: code changed: pipeline/neighbours.py" in lines[stage], lines[stage]
-    assert lines["parametric"].endswith("; upstream tsne is stale")
-    for stage in ("ingest", "extract", "pca", "umap", "patches"):
-        assert "up to date" in lines[stage], lines[stage]
-    assert lines["gallery"].endswith("stale: upstream tsne is stale"), "its code is unchanged; it waits on t-SNE"
+    from pipeline import codegraph
+    from pipeline.registry import STAGES
+
+    importing = {st.name for st in STAGES if "pipeline.neighbours" in codegraph.closure(st.module, ROOT)}
+    assert {"neighbours", "tsne", "umap", "clusters", "fidelity"} <= importing and "extract" not in importing
+    waiting: set = set()
+    for stage in STAGES:  # in order: a stage after a stale one waits on it
+        if stage.name in importing:
+            assert "stale: code changed: pipeline/neighbours.py" in lines[stage.name], lines[stage.name]
+        elif set(stage.deps) & (importing | waiting):
+            assert "stale: upstream" in lines[stage.name] and "code changed" not in lines[stage.name], lines[stage.name]
+            waiting.add(stage.name)
+        else:
+            assert "up to date" in lines[stage.name], lines[stage.name]
+    assert "up to date" in lines["extract"] and "up to date" in lines["patches"]
 
 
 def test_the_model_share_is_the_main_pass_s(run_dirs):
@@ -248,9 +268,12 @@ def test_the_model_share_is_the_main_pass_s(run_dirs):
 
 def test_no_stage_after_extract_decodes_the_collection(tmp_path, small_set, monkeypatch):
     """Each image is decoded once by extract; later stages read what it kept. Only figure tiles (a bounded
-    handful) and the export's parity images are decoded again."""
+    handful) and the export's parity images are decoded again. And the neighbour graph is searched once per
+    space, by the neighbours stage: no other stage searches a space again."""
     import dataclasses
     import functools
+
+    from faiss.contrib import exhaustive_search
 
     from pipeline import images
     from pipeline.config import load_config
@@ -271,7 +294,15 @@ def test_no_stage_after_extract_decodes_the_collection(tmp_path, small_set, monk
             return stage.run(ctx)
         return dataclasses.replace(stage, run=run)
 
+    searches = []
+    real_search = exhaustive_search.knn_ground_truth
+
+    def counting_search(queries, *args, **kwargs):
+        searches.append((current["stage"], queries.shape))
+        return real_search(queries, *args, **kwargs)
+
     monkeypatch.setattr(images, "read_rgb", counting_read)
+    monkeypatch.setattr(exhaustive_search, "knn_ground_truth", counting_search)
     cfg = load_config(None, [f"images={small_set}", f"out={tmp_path / 'out'}"])
     result = Runner(cfg, [tracked(s) for s in STAGES]).run()
     assert all(s["state"] == "ran" for s in result["stages"].values())
@@ -287,3 +318,6 @@ def test_no_stage_after_extract_decodes_the_collection(tmp_path, small_set, monk
     for stage, paths in by_stage.items():
         if stage != "extract":
             assert stage in bounds and len(paths) <= bounds[stage], (stage, len(paths))
+    assert [stage for stage, _ in searches] == ["neighbours"] * 3, "one exact search per space, nowhere else"
+    assert all(shape[0] == 60 for _, shape in searches), "each covers every image"
+    assert s["neighbours"]["searches"] == {"embedding": 1, "pca": 1, "pixels": 1}

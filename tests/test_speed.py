@@ -61,11 +61,13 @@ def test_parametric_training_is_capped_and_judged_on_what_it_saw(pixel_features)
     rows = sampling.sample_of(train, 150, seed=0)
     assert len(rows) == 150 and not held[rows].any() and np.array_equal(rows, sampling.sample_of(train, 150, 0))
     assert np.array_equal(sampling.sample_of(train, 0, 0), train)
-    cfg = load_config(None, ["parametric.umap_max_train_images=150", "parametric.umap_epochs=5",
-                             "parametric.tsne_epochs=5"])
+    cfg = load_config(None, ["parametric.umap_edges_per_epoch=2000", "parametric.tsne_images_per_epoch=100",
+                             "parametric.umap_epochs=5", "parametric.tsne_epochs=5"])
     heads = parametric.train_heads(x, x[:, :2], held, cfg)
-    assert heads["param_umap"].fit_facts["train_images"] == 150 and not held[heads["param_umap"].trained_rows].any()
-    assert heads["tsne_mlp"].fit_facts["train_images"] == (~held).sum()  # the cheap regression sees them all
+    umap_facts, mlp_facts = heads["param_umap"].fit_facts, heads["tsne_mlp"].fit_facts
+    assert umap_facts["train_images"] == mlp_facts["train_images"] == len(train), "every training image, none held out"
+    assert umap_facts["edges_per_epoch"] == 2000 < umap_facts["graph_edges"], "the epoch's edges are capped"
+    assert mlp_facts["images_per_epoch"] == 100
 
 
 def test_tsne_neighbours_are_exact_and_exclude_the_point_itself(pixel_features):
@@ -75,7 +77,7 @@ def test_tsne_neighbours_are_exact_and_exclude_the_point_itself(pixel_features):
 
     x, _ = pixel_features
     x = np.concatenate([x[:200], x[:3], x[:3]])  # each of the first three images three times over
-    found, distances = tsne.nearest_others(x, 90)
+    found, distances = neighbours.exact_graph(x, 90, "l2", False, 64)  # the PCA space's graph, as t-SNE reads it
     assert found.shape == (len(x), 90) and not (found == np.arange(len(x))[:, None]).any()
     assert np.array_equal(distances[[0, 200, 203], :2], np.zeros((3, 2)))  # its two copies come first
     _, reference = NearestNeighbors(n_neighbors=90).fit(x).kneighbors(x[3:200], 91)
@@ -83,7 +85,8 @@ def test_tsne_neighbours_are_exact_and_exclude_the_point_itself(pixel_features):
     assert agree > 0.999
     # The affinities are those openTSNE computes itself with its exact neighbour search.
     unique = x[:200].astype(np.float64)
-    ours = MultiscaleMixture(perplexities=[30], knn_index=PrecomputedNeighbors(*tsne.nearest_others(unique, 90)))
+    graph = neighbours.exact_graph(unique, 90, "l2", False, 64)
+    ours = MultiscaleMixture(perplexities=[30], knn_index=PrecomputedNeighbors(graph[0], graph[1].astype(np.float64)))
     theirs = MultiscaleMixture(unique, [30], method="exact")
     assert abs(ours.P - theirs.P).max() < 1e-5 and abs(ours.P.sum() - 1.0) < 1e-6
 

@@ -4,7 +4,10 @@ Inputs: ``ingest`` (paths, labels), ``extract`` (global embedding and mean of pa
 ``clusters``. Each variant (the global embedding / CLS token, the mean of the patch tokens, and their
 concatenation; only the first when the two coincide, as they do for a CNN) is L2-normalised per image (so that neither half of the concatenation dominates) and reduced
 by PCA to ``pca_dims``; k-means (scikit-learn, seeded, ``n_init`` restarts) runs for every k of the grid.
-Per k: silhouette (on a seeded sample when N is large), Davies-Bouldin, and SSE (inertia).
+Per k: silhouette (on a seeded sample when N is large), Davies-Bouldin, and SSE (inertia). Above
+``sweep_sample`` images the sweep runs on a seeded sample of that many (its k grid scaled to the sample), so
+its time stops growing with the set, and the chosen k is then fitted on every image (``make bench`` measures
+how far the sample's figures are from the whole set's).
 The elbow is the Kneedle point of the SSE curve (the k farthest below the chord joining the curve's ends,
 both axes scaled to [0, 1]). The chosen k: where two of elbow, best silhouette and best Davies-Bouldin
 agree, that k; otherwise the candidate with the best mean rank over silhouette and Davies-Bouldin.
@@ -22,6 +25,7 @@ from ..artifacts import StageError
 from ..manifest import manifest_labels, read_manifest
 from ..neighbours import normalise
 from ..pca_fit import reduce
+from ..sampling import sample_indices, spread_indices
 from ..stage import Stage, StageContext
 
 
@@ -44,9 +48,24 @@ def restarts(n_init: int, n: int, one_from: int) -> int:
     return 1 if n >= one_from else 4
 
 
-def prepare(features: np.ndarray, dims: int, seed: int) -> np.ndarray:
-    """Each image's features at unit length, reduced by PCA: what k-means runs on."""
-    return reduce(normalise(features), dims, seed)
+def prepare(features: np.ndarray, dims: int) -> np.ndarray:
+    """Each image's features at unit length, reduced by PCA: what k-means runs on (block by block)."""
+    return reduce(features, dims, unit=True)
+
+
+class UnitConcatenation:
+    """Two feature arrays side by side, each row of each at unit length, read block by block (never built
+    whole), so that neither half of the concatenation dominates."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray):
+        self.a, self.b = a, b
+        self.shape = (len(a), a.shape[1] + b.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return np.hstack([normalise(self.a[rows]), normalise(self.b[rows])])
 
 
 def sweep(x: np.ndarray, ks: list[int], n_init: int, sample: int, seed: int) -> dict:
@@ -108,18 +127,20 @@ def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.clusters
     manifest, root = read_manifest(ctx)
     labels = manifest_labels(manifest)
-    cls = ctx.load_npy("extract", "embeddings")
-    mean = ctx.load_npy("extract", "patch_mean")
-    ks, note = k_grid(len(cls), cfg.k_min, cfg.k_max, cfg.steps)
+    cls = ctx.load_npy("extract", "embeddings", mmap=True)
+    mean = ctx.load_npy("extract", "patch_mean", mmap=True)
+    swept = sample_indices(len(cls), cfg.sweep_sample, cfg.seed)  # the images the sweep runs on
+    ks, note = k_grid(len(swept), cfg.k_min, cfg.k_max, cfg.steps)
     # A CNN's global embedding is the mean of its last feature map: the three variants are then one set of
     # features (the concatenation only doubles it), so one sweep stands for all three.
-    identical = bool(np.allclose(cls, mean, atol=1e-5))
-    prepared = {"CLS / global": prepare(cls, cfg.pca_dims, cfg.seed)}
+    probe = spread_indices(len(cls), 1000)
+    identical = bool(np.allclose(cls[probe], mean[probe], atol=1e-5))
+    prepared = {"CLS / global": prepare(cls, cfg.pca_dims)}
     if not identical:
-        prepared["mean of patch tokens"] = prepare(mean, cfg.pca_dims, cfg.seed)
-        prepared["concatenation"] = prepare(np.hstack([normalise(cls), normalise(mean)]), cfg.pca_dims, cfg.seed)
-    n_init = restarts(cfg.n_init, len(cls), cfg.n_init_one_from)
-    sweeps = {name: sweep(x, ks, n_init, cfg.silhouette_sample, cfg.seed) for name, x in prepared.items()}
+        prepared["mean of patch tokens"] = prepare(mean, cfg.pca_dims)
+        prepared["concatenation"] = reduce(UnitConcatenation(cls, mean), cfg.pca_dims)
+    n_init = restarts(cfg.n_init, len(swept), cfg.n_init_one_from)
+    sweeps = {name: sweep(x[swept], ks, n_init, cfg.silhouette_sample, cfg.seed) for name, x in prepared.items()}
     choices = {}
     for name, rows in sweeps.items():
         elbow = kneedle(rows["k"], rows["sse"])
@@ -128,7 +149,15 @@ def run(ctx: StageContext) -> dict:
                          "silhouette": rows["silhouette"][rows["k"].index(k)]}
     variant = max(choices, key=lambda name: (choices[name]["silhouette"], name == "CLS / global"))
     chosen_k = choices[variant]["k"]
-    assignment = sweeps[variant]["labels"][chosen_k]
+    x = prepared[variant]
+    if len(swept) == len(cls):
+        assignment = sweeps[variant]["labels"][chosen_k]
+    else:  # the sweep ran on a sample: the chosen k is fitted on every image
+        from sklearn.cluster import KMeans
+
+        final = KMeans(n_clusters=chosen_k, n_init=restarts(cfg.n_init, len(cls), cfg.n_init_one_from),
+                       random_state=cfg.seed).fit(x)
+        assignment = final.labels_.astype(np.int32)
     ctx.save_npy("assignment", assignment)
     ctx.save_json("sweep", {name: {key: rows[key] for key in ("k", "silhouette", "davies_bouldin", "sse")}
                                  for name, rows in sweeps.items()})
@@ -136,7 +165,6 @@ def run(ctx: StageContext) -> dict:
     sizes = np.bincount(assignment, minlength=chosen_k)
     figures.draw_metrics(sweeps, choices, variant, ctx.output("metrics"), identical)
     figures.draw_sizes(sizes, chosen_k, ctx.output("sizes"))
-    x = prepared[variant]
     order = [int(c) for c in np.argsort(-sizes, kind="stable") if sizes[c] > 0]  # k-means can leave a cluster empty
     examples = [medoid_order(x, np.flatnonzero(assignment == c))[0] for c in order]
     figures.image_grid([figures.thumbnail(root / manifest[i]["path"], 64) for i in examples],
@@ -150,7 +178,8 @@ def run(ctx: StageContext) -> dict:
                        f"The largest cluster: #{largest}, {len(members)} images" + (" (48 most typical shown)" if len(members) > 48 else ""),
                        ctx.output("largest"), columns=12)
     summary = {"ks": ks, "adjustment": note, "n_init": n_init, "pca_dims": int(x.shape[1]),
-               "silhouette_sampled": len(cls) > cfg.silhouette_sample, "silhouette_sample": cfg.silhouette_sample,
+               "sweep_images": int(len(swept)), "sweep_sampled": len(swept) < len(cls),
+               "silhouette_sampled": len(swept) > cfg.silhouette_sample, "silhouette_sample": cfg.silhouette_sample,
                "choices": choices, "variant": variant, "k": chosen_k, "reason": choices[variant]["reason"],
                "largest": {"cluster": largest, "size": int(sizes[largest])},
                "sizes": {"min": int(sizes.min()), "median": float(np.median(sizes)), "max": int(sizes.max())},

@@ -1,7 +1,8 @@
 """Stage ``parametric``: a parametric UMAP and a t-SNE-approximating MLP, judged on images they never saw.
 
 Inputs: ``ingest`` (labels), ``extract`` (embeddings), ``tsne`` (the t-SNE of all images), ``umap``
-(its settings, and its time for comparison). Params: ``parametric``, ``fidelity``. Outputs: ``param_umap``
+(its settings, and its time for comparison), ``neighbours`` (the embedding graph: the parametric UMAP's
+fuzzy graph is built from it). Params: ``parametric``, ``fidelity``. Outputs: ``param_umap``
 and ``tsne_mlp`` (N, 2; every image projected by the trained network), ``heldout`` (the held-out mask),
 the two networks' weights (``*_weights``: state dicts, read back with ``weights_only=True``) and ``heads``
 (their shapes), and the two maps (``*_map``) with held-out images marked.
@@ -32,11 +33,13 @@ def judge(embeddings, coords, heldout, trained_rows, k: int, seed: int) -> dict:
     Both measures depend on how many points share the map, so the training side is sampled to the
     held-out count: otherwise the comparison would favour whichever side has more points.
     """
+    from ..neighbours import normalise
     from ..quality import map_fidelity
 
     sample = sample_of(trained_rows, int(heldout.sum()), seed)
-    return {"train": map_fidelity(embeddings[sample], coords[sample], k, seed),
-            "heldout": map_fidelity(embeddings[heldout], coords[heldout], k, seed)}
+    held = np.flatnonzero(heldout)
+    return {"train": map_fidelity(normalise(embeddings[sample]), coords[sample], k, seed),
+            "heldout": map_fidelity(normalise(embeddings[held]), coords[held], k, seed)}
 
 
 def timed_projection(head, embeddings) -> tuple[np.ndarray, float]:
@@ -48,39 +51,62 @@ def timed_projection(head, embeddings) -> tuple[np.ndarray, float]:
     return coords, (time.perf_counter() - started) / len(embeddings)
 
 
-def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, cfg: "Config",
-                n_neighbors: int | None = None) -> dict:
-    """Both map networks, trained on non-held-out images; each head carries ``fit_facts`` and ``trained_rows``.
+def training_knn(idx: np.ndarray, similarity: np.ndarray, train: np.ndarray, n_neighbors: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """umap-learn's k-NN arrays over the training images, read from the run's graph: each training image
+    first, then its nearest other training images (held-out ones left out), numbered among the training
+    images, at their distance on the unit sphere (sqrt(2 - 2 cos), as the UMAP stage gives umap-learn); -1 at
+    distance inf where the graph has no more training neighbours."""
+    position = np.full(len(idx), -1, np.int64)
+    position[train] = np.arange(len(train))
+    local = position[idx[train]]
+    order = np.argsort(local < 0, axis=1, kind="stable")[:, :n_neighbors - 1]  # training neighbours first
+    found = np.take_along_axis(local, order, 1)
+    distances = np.sqrt(np.maximum(2.0 - 2.0 * np.take_along_axis(similarity[train], order, 1), 0.0)).astype(np.float32)
+    distances[found < 0] = np.inf
+    first = np.arange(len(train))[:, None]
+    return np.hstack([first, found]), np.hstack([np.zeros((len(train), 1), np.float32), distances])
 
-    The t-SNE MLP learns from every training image (a cheap regression); the parametric UMAP, whose graph
-    objective costs per image, from at most ``umap_max_train_images`` of them (a seeded sample: past some
-    thousands of images more training images cost time in proportion and add little; the bench shows
-    held-out fidelity against the cap).
+
+def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, cfg: "Config",
+                knn: tuple[np.ndarray, np.ndarray] | None = None, n_neighbors: int | None = None) -> dict:
+    """Both map networks, trained on the non-held-out images; each head carries ``fit_facts``.
+
+    The parametric UMAP learns the fuzzy graph of all training images, read from the run's neighbour graph
+    ``knn`` (indices, cosine similarities; without it, searched here), sampling at most
+    ``umap_edges_per_epoch`` edges an epoch; the t-SNE MLP regresses the t-SNE coordinates of at most
+    ``tsne_images_per_epoch`` training images an epoch. Both caps keep the training time from growing with
+    the set; the bench shows held-out fidelity at 70,000 and at a million points.
     """
-    from ..map_heads import MapHead, train_tsne_regressor, train_umap_encoder
+    from ..map_heads import MapHead, projected, train_tsne_regressor, train_umap_encoder, umap_graph
+    from ..neighbours import exact_graph
     from ..pca_fit import scaled_projection
 
     p = cfg.parametric
-    everyone = np.flatnonzero(~heldout)
-    if heldout.sum() < 3 or len(everyone) < 5:
-        raise StageError(f"parametric maps need at least 5 training and 3 held-out images; got {len(everyone)} and "
+    train = np.flatnonzero(~heldout)
+    if heldout.sum() < 3 or len(train) < 5:
+        raise StageError(f"parametric maps need at least 5 training and 3 held-out images; got {len(train)} and "
                          f"{int(heldout.sum())} (lower parametric.holdout or add images)")
-    centre, projection = scaled_projection(embeddings[everyone], PROJECTION_DIMS, p.seed)
+    k = min(n_neighbors or cfg.umap.n_neighbors, len(train) - 1)
+    if knn is None:
+        knn = exact_graph(embeddings, min(len(embeddings) - 1, 2 * k), "ip", True, 65_536)
+    centre, projection = scaled_projection(embeddings, PROJECTION_DIMS, train)
     heads = {}
     for name in ("param_umap", "tsne_mlp"):
-        rows = sample_of(everyone, p.umap_max_train_images, p.seed) if name == "param_umap" else everyone
         head = MapHead(projection, centre, p.hidden, LAYERS[name], seed=p.seed)
+        x = projected(head, embeddings, train)
         started = time.perf_counter()
         if name == "param_umap":
-            k = min(n_neighbors or cfg.umap.n_neighbors, len(rows) - 1)
-            history = train_umap_encoder(head, embeddings[rows], k, cfg.umap.min_dist, p.umap_epochs,
-                                         p.edge_batch, p.negative_samples, p.learning_rate, p.seed)
+            graph = umap_graph(*training_knn(*knn, train, k), k, p.seed)
+            history = train_umap_encoder(head, x, graph, cfg.umap.min_dist, p.umap_epochs, p.edge_batch,
+                                         p.negative_samples, p.learning_rate, p.seed, p.umap_edges_per_epoch)
+            extra = {"graph_edges": int(len(graph[0])), "edges_per_epoch": min(len(graph[0]), p.umap_edges_per_epoch)}
         else:
-            history = train_tsne_regressor(head, embeddings[rows], tsne[rows], p.tsne_epochs, p.batch_size,
-                                           p.learning_rate, p.seed)
+            history = train_tsne_regressor(head, x, tsne[train], p.tsne_epochs, p.batch_size, p.learning_rate,
+                                           p.seed, p.tsne_images_per_epoch)
+            extra = {"images_per_epoch": min(len(train), p.tsne_images_per_epoch)}
         head.fit_facts = {"train_seconds": round(time.perf_counter() - started, 3), "final_loss": round(history[-1], 5),
-                          "train_images": int(len(rows))}
-        head.trained_rows = rows
+                          "train_images": int(len(train)), **extra}
         heads[name] = head
     return heads
 
@@ -92,11 +118,13 @@ def run(ctx: StageContext) -> dict:
 
     cfg, k = ctx.cfg.parametric, ctx.cfg.fidelity.k
     torch.use_deterministic_algorithms(True)
-    embeddings = ctx.load_npy("extract", "embeddings")
+    embeddings = ctx.load_npy("extract", "embeddings", mmap=True)
     tsne = ctx.load_npy("tsne", "coords")
     labels = manifest_labels(read_manifest(ctx)[0])
     heldout = holdout_split(labels, cfg.holdout, cfg.seed)
-    trained = train_heads(embeddings, tsne, heldout, ctx.cfg, ctx.summary("umap")["n_neighbors"])
+    train = np.flatnonzero(~heldout)
+    knn = ctx.load_npy("neighbours", "embedding_idx"), ctx.load_npy("neighbours", "embedding_values")
+    trained = train_heads(embeddings, tsne, heldout, ctx.cfg, knn, ctx.summary("umap")["n_neighbors"])
     projection = next(iter(trained.values())).projection
 
     results, heads = {}, {}
@@ -107,7 +135,7 @@ def run(ctx: StageContext) -> dict:
         heads[name] = {"layers": LAYERS[name], "hidden": cfg.hidden, "projection": list(projection.shape)}
         refit = ctx.summary("umap" if name == "param_umap" else "tsne")["seconds"]
         results[name] = {
-            **judge(embeddings, coords, heldout, head.trained_rows, k, ctx.cfg.fidelity.seed),
+            **judge(embeddings, coords, heldout, train, k, ctx.cfg.fidelity.seed),
             **head.fit_facts,
             "ms_per_image": round(seconds_per_image * 1000, 5),
             "refit_ms_per_image": round(refit / len(embeddings) * 1000, 4),
@@ -118,7 +146,7 @@ def run(ctx: StageContext) -> dict:
     results["tsne_mlp"]["error"] = {
         split: {"rmse": round(float(np.sqrt((errors[mask] ** 2).mean())), 4),
                 "relative_rmse": round(float(np.sqrt((errors[mask] ** 2).mean()) / spread), 4)}
-        for split, mask in (("train", trained["tsne_mlp"].trained_rows), ("heldout", heldout))
+        for split, mask in (("train", train), ("heldout", heldout))
     }
     ctx.save_npy("heldout", heldout)
     ctx.save_json("heads", heads)
@@ -126,8 +154,7 @@ def run(ctx: StageContext) -> dict:
         figures.scatter_by_label(np.load(ctx.output(name)), labels, title,
                                  ctx.output(f"{name}_map"), highlight=heldout,
                                  highlight_label="held out (never trained on)")
-    return {"heldout": int(heldout.sum()), "train": results["param_umap"]["train_images"],
-            "train_available": int((~heldout).sum()), "projection_dims": int(projection.shape[1]),
+    return {"heldout": int(heldout.sum()), "train": int(len(train)), "projection_dims": int(projection.shape[1]),
             **results}
 
 
@@ -135,7 +162,7 @@ STAGE = Stage(
     name="parametric",
     run=run,
     inputs=("ingest.manifest", "ingest.summary", "extract.embeddings", "tsne.coords", "tsne.summary",
-            "umap.summary"),
+            "umap.summary", "neighbours.embedding_idx", "neighbours.embedding_values"),
     params=("parametric", "fidelity"),
     outputs={"param_umap": "param_umap.npy", "tsne_mlp": "tsne_mlp.npy", "heldout": "heldout.npy",
              "param_umap_weights": "param_umap.pt", "tsne_mlp_weights": "tsne_mlp.pt", "heads": "heads.json",

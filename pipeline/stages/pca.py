@@ -1,7 +1,8 @@
 """Stage ``pca``: principal components of the global embeddings.
 
 Inputs: ``ingest`` (labels), ``extract`` (embeddings). Params: ``pca``. Outputs: ``coords`` (N, k) the
-first k = min(n_components, N, D) components (t-SNE runs on these), ``explained_variance`` (the full
+first k = min(n_components, N, D) components (t-SNE runs on these; fitted block by block, so memory stays
+bounded), ``explained_variance`` (the full
 spectrum's ratios), and two figures: the 2-D ``map`` coloured by label and the cumulative explained-variance
 curve (``variance``) with the number of components that reach 90 %.
 """
@@ -20,11 +21,11 @@ def run(ctx: StageContext) -> dict:
     from .. import figures
 
     cfg = ctx.cfg.pca
-    embeddings = ctx.load_npy("extract", "embeddings")
+    embeddings = ctx.load_npy("extract", "embeddings", mmap=True)
     labels = manifest_labels(read_manifest(ctx)[0])
     if len(embeddings) < 3:
         raise StageError(f"PCA needs at least 3 images for a 2-D map, got {len(embeddings)}")
-    projected, ratio = fit_pca(embeddings, cfg.n_components, cfg.whiten, cfg.seed)
+    projected, ratio = fit_pca(embeddings, cfg.n_components, cfg.whiten)
     ctx.save_npy("coords", projected)
     ctx.save_npy("explained_variance", ratio)
     reach90 = components_for(ratio, 0.90)

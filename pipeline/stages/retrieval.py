@@ -1,11 +1,13 @@
-"""Stage ``retrieval``: cosine nearest neighbours with FAISS, and how well they agree with the labels.
+"""Stage ``retrieval``: each image's nearest neighbours by cosine, and how well they agree with the labels.
 
-Inputs: ``ingest`` (paths, labels), ``extract`` (embeddings). Params: ``retrieval``. Embeddings are
-L2-normalised and searched with an exact inner-product index (``IndexFlatIP``), so scores are cosines.
+Inputs: ``ingest`` (paths, labels), ``extract`` (whether raw pixels were kept), ``neighbours`` (the graph of
+the embedding space and, with labels, of the raw pixels: nothing is searched here). Params: ``retrieval``.
 With labels: precision@k of retrieval over every image (itself excluded) and k-NN classification accuracy
-(cosine, ``knn_k`` neighbours, stratified ``folds``-fold cross-validation), for the embeddings and, as the
-baseline, for raw pixels (each image squeezed to ``extract.keep_pixels`` square, RGB, as extraction kept
-it). Outputs: ``neighbours`` (N, top_k), ``scores`` and the ``grid`` of queries and their neighbours.
+(cosine, ``knn_k`` neighbours), read from the graph two ways: leave-one-out (each image's k nearest others
+vote, the usual k-NN probe) and stratified ``folds``-fold cross-validation (its k nearest outside its own
+fold), for the embeddings and, as the baseline, for raw pixels (each image squeezed to
+``extract.keep_pixels`` square, as extraction kept it). Outputs: ``neighbours`` (N, top_k), ``scores`` and
+the ``grid`` of queries and their neighbours.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..manifest import manifest_labels, read_manifest
-from ..neighbours import cosine_neighbours
-from ..probes import knn_accuracy
+from ..probes import knn_from_graph
 from ..sampling import pick_queries
 from ..stage import Stage, StageContext
 
@@ -23,26 +24,15 @@ def precision_at_k(neighbours: np.ndarray, labels: np.ndarray) -> float:
     return float((labels[neighbours] == labels[:, None]).mean())
 
 
-def raw_pixels(pixels: np.ndarray) -> np.ndarray:
-    """Each image's kept small copy (N, p, p, 3) uint8, flattened to [0, 1]; one channel when every image is grey.
-
-    Repeating a grey channel three times scales every dot product and norm alike, so the cosines (and the
-    k-NN result) are exactly those of the grey pixels, at a third of the search cost.
-    """
-    if (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 0] == pixels[..., 2]).all():
-        pixels = pixels[..., :1]
-    return pixels.reshape(len(pixels), -1).astype(np.float32) / 255.0
-
-
 def run(ctx: StageContext) -> dict:
     from .. import figures
 
     cfg = ctx.cfg.retrieval
     manifest, root = read_manifest(ctx)
     labels = manifest_labels(manifest)
-    embeddings = ctx.load_npy("extract", "embeddings")
-    neighbours, scores = cosine_neighbours(embeddings, cfg.top_k)
-    ctx.save_npy("neighbours", neighbours.astype(np.int64))
+    graph = ctx.load_npy("neighbours", "embedding_idx")
+    neighbours, scores = graph[:, :cfg.top_k], ctx.load_npy("neighbours", "embedding_values")[:, :cfg.top_k]
+    ctx.save_npy("neighbours", neighbours)
     ctx.save_npy("scores", scores)
     queries = pick_queries(labels, cfg.queries, cfg.seed)
     tiles, captions = [], []
@@ -54,24 +44,32 @@ def run(ctx: StageContext) -> dict:
             captions.append(f"{labels[n][:10]} {s:.2f}")
     figures.image_grid(tiles, captions, f"Query images and their {neighbours.shape[1]} nearest neighbours (cosine)",
                        ctx.output("grid"), columns=neighbours.shape[1] + 1, cell=1.25)
-    summary = {"top_k": int(neighbours.shape[1]), "queries": len(queries), "index": "faiss.IndexFlatIP (exact)"}
+    space = ctx.load_json("neighbours", "embedding_facts")
+    summary = {"top_k": int(neighbours.shape[1]), "queries": len(queries), "graph": space["method"],
+               "graph_recall": space["recall"]}
     label_array = np.asarray(labels)
     if len(set(labels)) > 1:
-        pixels = raw_pixels(ctx.load_npy("extract", "pixels", mmap=True))
-        accuracy, folds = knn_accuracy(embeddings, label_array, cfg.knn_k, cfg.folds, cfg.seed)
-        pixel_accuracy, _ = knn_accuracy(pixels, label_array, cfg.knn_k, cfg.folds, cfg.seed)
+        found = knn_from_graph(graph, label_array, cfg.knn_k, cfg.folds, cfg.seed)
         summary.update({
             "precision_at_k": round(precision_at_k(neighbours, label_array), 4),
-            "knn_accuracy": round(accuracy, 4), "knn_accuracy_raw_pixels": round(pixel_accuracy, 4),
-            "knn_k": cfg.knn_k, "folds": folds, "chance": round(1.0 / len(set(labels)), 4),
+            "knn_accuracy": round(found["folds"], 4), "knn_accuracy_loo": round(found["leave_one_out"], 4),
+            "knn_short_rows": found["short_rows"], "knn_k": cfg.knn_k, "folds": found["folds_used"],
+            "chance": round(1.0 / len(set(labels)), 4),
         })
+        pixels = ctx.load_npy("neighbours", "pixels_idx")
+        if len(pixels):
+            baseline = knn_from_graph(pixels, label_array, cfg.knn_k, cfg.folds, cfg.seed)
+            summary.update({"knn_accuracy_raw_pixels": round(baseline["folds"], 4),
+                            "knn_accuracy_raw_pixels_loo": round(baseline["leave_one_out"], 4),
+                            "raw_pixels_side": ctx.summary("extract")["kept"]["pixels"]})
     return summary
 
 
 STAGE = Stage(
     name="retrieval",
     run=run,
-    inputs=("ingest.manifest", "ingest.summary", "extract.embeddings", "extract.pixels"),
+    inputs=("ingest.manifest", "ingest.summary", "extract.summary", "neighbours.embedding_idx",
+            "neighbours.embedding_values", "neighbours.pixels_idx", "neighbours.embedding_facts"),
     params=("retrieval",),
     outputs={"neighbours": "neighbours.npy", "scores": "scores.npy", "grid": "retrieval.png"},
 )

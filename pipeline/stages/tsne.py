@@ -1,6 +1,7 @@
 """Stage ``tsne``: openTSNE on the first 50 principal components, seeded.
 
-Inputs: ``ingest`` (labels), ``pca`` (PCA-50). Params: ``tsne``. Outputs: ``coords`` (N, 2) and the ``map``.
+Inputs: ``ingest`` (labels), ``pca`` (PCA-50), ``neighbours`` (the PCA space's graph: openTSNE's affinities
+are built from it, no search of their own). Params: ``tsne``. Outputs: ``coords`` (N, 2) and the ``map``.
 The seed's settings are the defaults: perplexity 30, 1,000 iterations (openTSNE splits them into 250
 early-exaggeration iterations and 750 more). ``method = "auto"`` picks openTSNE's Barnes-Hut gradient below
 ``fft_from`` points and its FFT-interpolated gradient from there on, where FFT is the faster one (measured:
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..artifacts import StageError
 from ..manifest import manifest_labels, read_manifest
-from ..neighbours import exact_knn, without_self
+from ..neighbours import exact_graph
 from ..stage import Stage, StageContext
 
 MIN_POINTS = 4
@@ -32,8 +33,6 @@ def valid_perplexity(requested: float, n: int) -> tuple[float, str]:
     ceiling = (n - 1) / 3.0  # the neighbourhood is 3 * perplexity points; it must fit in the set
     if requested > ceiling:
         return ceiling, f"perplexity {requested:g} is too large for {n} images; lowered to {ceiling:.2f}"
-    if requested <= 0:
-        raise StageError(f"tsne.perplexity must be positive, got {requested:g}")
     return float(requested), ""
 
 
@@ -57,28 +56,26 @@ def fft_library() -> str:
     return "numpy"
 
 
-def nearest_others(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, Euclidean distances) of each point's ``k`` nearest other points, by exact FAISS search.
-
-    openTSNE would find them with Annoy, approximately, in ~13 s at 70,000 points on 2 cores; exact search
-    takes a few seconds and cannot miss a neighbour.
-    """
-    found, distances = without_self(*exact_knn(points, k + 1), k)
-    return found, distances.astype(np.float64)
-
-
-def fit_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, seed: int, n_jobs: int):
+def fit_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, seed: int, n_jobs: int,
+             knn: tuple[np.ndarray, np.ndarray] | None = None):
     """openTSNE embedding of ``points``; returns the fitted ``TSNEEmbedding`` (it can place new points).
 
     The affinities are openTSNE's own (the kernel its ``TSNE.fit`` uses, on 3 x perplexity neighbours),
-    built from exact neighbours instead of Annoy's approximate ones.
+    built from ``knn`` (indices, Euclidean distances of each point's nearest others: the run's graph) instead
+    of Annoy's approximate search; without it, from an exact search here.
     """
     from openTSNE import TSNE
     from openTSNE.affinity import MultiscaleMixture
     from openTSNE.nearest_neighbors import PrecomputedNeighbors
 
+    k = min(len(points) - 1, int(3 * perplexity))
+    if knn is None:
+        knn = exact_graph(points, k, "l2", False, 65_536)
+    if knn[0].shape[1] < k:
+        raise StageError(f"t-SNE needs {k} neighbours per point, the graph has {knn[0].shape[1]}")
+    neighbours = np.ascontiguousarray(knn[0][:, :k])
+    distances = np.ascontiguousarray(knn[1][:, :k], dtype=np.float64)
     points = np.ascontiguousarray(points, dtype=np.float64)
-    neighbours, distances = nearest_others(points, min(len(points) - 1, int(3 * perplexity)))
     affinities = MultiscaleMixture(perplexities=[perplexity], n_jobs=n_jobs, random_state=seed,
                                    knn_index=PrecomputedNeighbors(neighbours, distances))
     exaggeration_iter = min(250, n_iter // 4)
@@ -97,7 +94,8 @@ def run(ctx: StageContext) -> dict:
     perplexity, note = valid_perplexity(cfg.perplexity, len(points))
     method = gradient_method(cfg.method, len(points), cfg.fft_from)
     started = time.perf_counter()
-    embedding = fit_tsne(points, perplexity, cfg.n_iter, method, cfg.seed, cfg.n_jobs or os.cpu_count() or 1)
+    knn = ctx.load_npy("neighbours", "pca_idx"), ctx.load_npy("neighbours", "pca_values")
+    embedding = fit_tsne(points, perplexity, cfg.n_iter, method, cfg.seed, cfg.n_jobs or os.cpu_count() or 1, knn)
     seconds = time.perf_counter() - started
     coords = np.asarray(embedding, dtype=np.float32)
     ctx.save_npy("coords", coords)
@@ -105,14 +103,15 @@ def run(ctx: StageContext) -> dict:
                              ctx.output("map"))
     return {"perplexity": round(perplexity, 3), "requested_perplexity": cfg.perplexity, "adjustment": note,
             "n_iter": cfg.n_iter, "method": method, "fft_library": fft_library() if method == "fft" else None,
-            "neighbours": "exact (FAISS)", "input_dims": int(points.shape[1]),
+            "neighbours": ctx.load_json("neighbours", "pca_facts")["method"], "input_dims": int(points.shape[1]),
             "kl_divergence": round(float(embedding.kl_divergence), 4), "seconds": round(seconds, 3)}
 
 
 STAGE = Stage(
     name="tsne",
     run=run,
-    inputs=("ingest.manifest", "ingest.summary", "pca.coords"),
+    inputs=("ingest.manifest", "ingest.summary", "pca.coords", "neighbours.pca_idx", "neighbours.pca_values",
+            "neighbours.pca_facts"),
     params=("tsne",),
     outputs={"coords": "tsne.npy", "map": "tsne_map.png"},
 )

@@ -1,19 +1,25 @@
 """Stage ``umap``: umap-learn's 2-D map of the global embeddings, seeded.
 
-Inputs: ``ingest`` (labels), ``extract`` (embeddings). Params: ``umap``. Outputs: ``coords`` (N, 2) and
-the ``map``. A seeded UMAP runs single-threaded, which is what makes it reproducible. ``n_neighbors`` larger
+Inputs: ``ingest`` (labels), ``extract`` (embeddings), ``neighbours`` (the embedding space's graph, cosine:
+umap-learn lays out its fuzzy graph from it, no search of its own). Params: ``umap``. Outputs: ``coords``
+(N, 2) and the ``map``. A seeded UMAP runs single-threaded, which is what makes it reproducible. ``n_neighbors`` larger
 than the set allows is lowered to N - 1, and the run record says so.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
 from ..artifacts import StageError
 from ..manifest import manifest_labels, read_manifest
+from ..neighbours import exact_graph
 from ..stage import Stage, StageContext
+
+
+LAYOUT_DIMS = 50  # what umap-learn gets of the data (see fit_umap)
 
 
 def valid_neighbours(requested: int, n: int) -> tuple[int, str]:
@@ -26,23 +32,50 @@ def valid_neighbours(requested: int, n: int) -> tuple[int, str]:
     return requested, ""
 
 
-def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:
+def with_self(idx: np.ndarray, similarity: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """umap-learn's k-NN arrays from the graph: each point first (distance 0), then its nearest others, at
+    their Euclidean distance on the unit sphere, sqrt(2 - 2 cos) (the order of cosine similarity)."""
+    n = len(idx)
+    found = np.hstack([np.arange(n)[:, None], idx[:, :n_neighbors - 1]])
+    apart = np.sqrt(np.maximum(2.0 - 2.0 * similarity[:, :n_neighbors - 1], 0.0))
+    return found.astype(np.int64), np.hstack([np.zeros((n, 1), np.float32), apart]).astype(np.float32)
+
+
+def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
+             knn: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """A seeded 2-D UMAP of ``points`` at unit length (the cosine space), from ``knn`` (the graph's indices
+    and cosine similarities of each point's nearest others) or, without it, from an exact search here.
+
+    umap-learn reads the data itself only to lay out disconnected parts of the graph; it gets the unit
+    vectors' first principal components (built block by block), so a large set is never copied whole.
+    """
     import umap
 
-    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
-                        n_jobs=1, init="spectral" if len(points) > n_neighbors + 2 else "random")
-    return reducer.fit_transform(points).astype(np.float32)
+    from ..pca_fit import reduce
+
+    if knn is None:
+        knn = exact_graph(points, n_neighbors - 1, "ip", True, 65_536)
+    if knn[0].shape[1] < n_neighbors - 1:
+        raise StageError(f"UMAP needs {n_neighbors - 1} neighbours per point, the graph has {knn[0].shape[1]}")
+    found, distances = with_self(*knn, n_neighbors)
+    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1,
+                        precomputed_knn=(found, distances, None),
+                        init="spectral" if len(points) > n_neighbors + 2 else "random")
+    with warnings.catch_warnings():  # new images are placed by the parametric maps, not by UMAP's transform
+        warnings.filterwarnings("ignore", message="precomputed_knn.* is not an NNDescent object")
+        return reducer.fit_transform(reduce(points, LAYOUT_DIMS, unit=True)).astype(np.float32)
 
 
 def run(ctx: StageContext) -> dict:
     from .. import figures
 
     cfg = ctx.cfg.umap
-    embeddings = ctx.load_npy("extract", "embeddings")
+    embeddings = ctx.load_npy("extract", "embeddings", mmap=True)
     labels = manifest_labels(read_manifest(ctx)[0])
     n_neighbors, note = valid_neighbours(cfg.n_neighbors, len(embeddings))
     started = time.perf_counter()
-    coords = fit_umap(embeddings, n_neighbors, cfg.min_dist, cfg.seed)
+    knn = ctx.load_npy("neighbours", "embedding_idx"), ctx.load_npy("neighbours", "embedding_values")
+    coords = fit_umap(embeddings, n_neighbors, cfg.min_dist, cfg.seed, knn)
     seconds = time.perf_counter() - started
     ctx.save_npy("coords", coords)
     figures.scatter_by_label(coords, labels, f"UMAP ({n_neighbors} neighbours, min_dist {cfg.min_dist:g})",
@@ -53,7 +86,8 @@ def run(ctx: StageContext) -> dict:
 STAGE = Stage(
     name="umap",
     run=run,
-    inputs=("ingest.manifest", "ingest.summary", "extract.embeddings"),
+    inputs=("ingest.manifest", "ingest.summary", "extract.embeddings", "neighbours.embedding_idx",
+            "neighbours.embedding_values"),
     params=("umap",),
     outputs={"coords": "umap.npy", "map": "umap_map.png"},
 )

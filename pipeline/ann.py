@@ -1,0 +1,139 @@
+"""A k-nearest-neighbour graph at any size: exact where that is fast, a FAISS approximate index above, and
+the recall of every graph measured against exact search.
+
+The approximate indexes are FAISS's own: IVF (an inverted file over k-means cells) and HNSW. Their search
+depth (``nprobe``, ``efSearch``) is raised on a seeded tuning sample until recall@k reaches the target, then
+the whole graph is searched with it, and recall is measured again on a separate seeded sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .artifacts import StageError
+from .neighbours import exact_graph, exact_search, finish, query_blocks, recall_at_k, rows_as_float32
+
+TUNING_QUERIES = 1000
+MARGIN = 0.004  # the tuning sample aims this far above the target, so the check sample lands above it too
+
+
+@dataclass
+class Graph:
+    idx: np.ndarray  # (N, k) int64, each row's own point left out, nearest first
+    values: np.ndarray  # (N, k) float32: cosine similarity ("ip") or Euclidean distance ("l2")
+    facts: dict = field(default_factory=dict)  # method, index, recall and how it was measured
+
+
+def pick_method(method: str, n: int, exact_up_to: int) -> str:
+    if method == "auto":
+        return "exact" if n <= exact_up_to else "ivf"
+    return method
+
+
+def seeded_rows(n: int, count: int, seed: int, avoid: np.ndarray | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pool = np.arange(n) if avoid is None else np.setdiff1d(np.arange(n), avoid)
+    return np.sort(rng.choice(pool, size=min(count, len(pool)), replace=False))
+
+
+def metric_type(metric: str):
+    import faiss
+
+    return faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
+
+
+def ivf_index(x: np.ndarray, metric: str, unit: bool, block: int, seed: int):
+    """An IVF index over the rows of ``x`` with about 4 sqrt(N) cells, trained on a seeded sample."""
+    import faiss
+
+    n, d = x.shape
+    cells = int(min(max(16, 4 * np.sqrt(n)), n // 39 or 1))
+    quantizer = faiss.IndexFlat(d, metric_type(metric))
+    index = faiss.IndexIVFFlat(quantizer, d, cells, metric_type(metric))
+    index.cp.seed = seed
+    train = seeded_rows(n, min(n, 64 * cells), seed)
+    index.train(rows_as_float32(x, train, unit))
+    for rows in query_blocks(n, block):
+        index.add(rows_as_float32(x, rows, unit))
+    return index, f"IndexIVFFlat({cells} cells)", "nprobe", cells
+
+
+def hnsw_index(x: np.ndarray, metric: str, unit: bool, block: int, seed: int):
+    import faiss
+
+    index = faiss.IndexHNSWFlat(x.shape[1], 32, metric_type(metric))
+    index.hnsw.efConstruction = 80
+    for rows in query_blocks(len(x), block):
+        index.add(rows_as_float32(x, rows, unit))
+    return index, "IndexHNSWFlat(M=32, efConstruction=80)", "efSearch", 4096
+
+
+def set_depth(index, knob: str, value: int) -> None:
+    if knob == "nprobe":
+        index.nprobe = value
+    else:
+        index.hnsw.efSearch = value
+
+
+def approximate_search(index, x, rows, k, metric, unit) -> tuple[np.ndarray, np.ndarray]:
+    values, found = index.search(rows_as_float32(x, rows, unit), k + 1)
+    return finish(found, values, k, metric, rows)
+
+
+def tune_depth(index, knob: str, ceiling: int, x, k, metric, unit, block, target: float, seed: int,
+               depth: int = 0) -> tuple[int, float]:
+    """The smallest power-of-two search depth (from ``depth``) whose recall@k on a tuning sample reaches
+    ``target``."""
+    rows = seeded_rows(len(x), TUNING_QUERIES, seed + 1)
+    truth, _ = exact_search(x, rows, k, metric, unit, block)
+    depth = depth or (1 if knob == "nprobe" else max(16, k))
+    while True:
+        set_depth(index, knob, depth)
+        found, _ = approximate_search(index, x, rows, k, metric, unit)
+        recall = recall_at_k(found, truth)
+        if recall >= target or depth >= ceiling:
+            return depth, recall
+        depth = min(ceiling, depth * 2)
+
+
+def build_graph(x: np.ndarray, k: int, metric: str, unit: bool, method: str, exact_up_to: int, min_recall: float,
+                recall_queries: int, block: int, seed: int, progress=None) -> Graph:
+    """Every row's ``k`` nearest other rows, exact or approximate, with its measured recall@k."""
+    chosen = pick_method(method, len(x), exact_up_to)
+    if chosen == "exact":
+        idx, values = exact_graph(x, k, metric, unit, block, progress)
+        return Graph(idx, values, {"method": "exact", "index": "FAISS flat search, streamed in blocks",
+                                   "recall": 1.0, "recall_queries": 0, "recall_note": "exact search"})
+    if len(x) < 64:
+        raise StageError(f"neighbours.method = {method} needs at least 64 images, got {len(x)}; use exact")
+    build = ivf_index if chosen == "ivf" else hnsw_index
+    try:
+        index, description, knob, ceiling = build(x, metric, unit, block, seed)
+    except RuntimeError as exc:  # FAISS refuses to train (too few points for the cells, say)
+        raise StageError(f"the {chosen} index could not be built on {len(x)} images: {exc}") from None
+    check = seeded_rows(len(x), recall_queries, seed + 2)
+    truth, _ = exact_search(x, check, k, metric, unit, block)
+    depth, passes = 0, 0
+    while True:  # a depth the check sample also finds short of the target is doubled and the graph searched again
+        depth, tuned_recall = tune_depth(index, knob, ceiling, x, k, metric, unit, block,
+                                         min(1.0, min_recall + MARGIN), seed, depth)
+        idx, values = search_all(index, x, k, metric, unit, block, progress if passes == 0 else None)
+        recall, passes = recall_at_k(idx[check], truth), passes + 1
+        if recall >= min_recall or depth >= ceiling:
+            break
+        depth = min(ceiling, depth * 2)
+    return Graph(idx, values, {"method": chosen, "index": description, knob: depth, "passes": passes,
+                               "tuning_recall": round(tuned_recall, 4), "recall": round(recall, 4),
+                               "recall_queries": int(len(check))})
+
+
+def search_all(index, x, k, metric, unit, block, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.empty((len(x), k), np.int64)
+    values = np.empty((len(x), k), np.float32)
+    for rows in query_blocks(len(x), block):
+        idx[rows], values[rows] = approximate_search(index, x, np.arange(rows.start, rows.stop), k, metric, unit)
+        if progress is not None:
+            progress(rows.stop - rows.start)
+    return idx, values

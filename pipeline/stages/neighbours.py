@@ -1,0 +1,102 @@
+"""Stage ``neighbours``: the run's k-nearest-neighbour graph, searched once per space, read by every analysis.
+
+Inputs: ``ingest`` (whether there are labels), ``extract`` (embeddings, the raw-pixel copies), ``pca``
+(the coordinates t-SNE runs on). Params: ``neighbours``, and ``k`` per space, derived from the settings of
+the stages that read it (``needs``), so a change elsewhere reruns this stage only when it changes a ``k``.
+
+Spaces (each searched once; the run record counts the searches):
+- ``embedding``: the global embeddings at unit length; values are cosine similarities. Read by retrieval,
+  k-NN accuracy, fidelity, UMAP and the parametric UMAP.
+- ``pca``: the first ``pca.n_components`` principal components; values are Euclidean distances. Read by t-SNE.
+- ``pixels``: the raw-pixel copies at unit length, only when there are labels (the raw-pixel k-NN baseline).
+
+Search (``neighbours.method``): ``exact`` streams the data through FAISS flat search block by block; ``ivf``
+and ``hnsw`` are FAISS approximate indexes whose search depth is raised on a tuning sample until recall@k
+reaches ``min_recall``; ``auto`` is exact up to ``exact_up_to`` points and IVF above. Every run measures
+recall@k against exact search on a seeded sample of ``recall_queries`` queries (the fidelity slide shows it).
+Outputs: ``<space>_idx`` (N, k) int64 and ``<space>_values`` (N, k) float32, each row's own point left out,
+nearest first, and ``<space>_facts`` (method, index, k, recall; the summary adds the seconds), each space
+apart so that a stage reading one space is not rerun when another changes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..artifacts import StageError
+from ..stage import Stage, StageContext
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+SPACES = ("embedding", "pca", "pixels")
+FOLD_MARGIN = 3  # the k-NN probe's folds: a test image's k nearest neighbours outside its own fold
+
+
+def needs(cfg: "Config") -> dict:
+    """k per space: the largest any stage reading the graph asks for (the neighbours stage's derived params)."""
+    retrieval, umap = cfg.retrieval, cfg.umap
+    parametric_k = math.ceil((umap.n_neighbors - 1) / (1 - cfg.parametric.holdout)) + 2
+    embedding = max(retrieval.top_k, retrieval.knn_k * FOLD_MARGIN, cfg.fidelity.k, umap.n_neighbors - 1, parametric_k)
+    return {"embedding": embedding, "pca": int(3 * cfg.tsne.perplexity), "pixels": retrieval.knn_k * FOLD_MARGIN}
+
+
+def space_input(ctx: StageContext, space: str) -> tuple[np.ndarray, str, bool] | None:
+    """(data, metric, unit length) of a space, or None when the run has no such space."""
+    if space == "embedding":
+        return ctx.load_npy("extract", "embeddings", mmap=True), "ip", True
+    if space == "pca":
+        return (ctx.load_npy("pca", "coords", mmap=True), "l2", False) if ctx.has("pca") else None
+    pixels = ctx.load_npy("extract", "pixels", mmap=True)
+    if len(ctx.summary("ingest")["labels"]) < 2 or pixels.size == 0:
+        return None
+    return pixels.reshape(len(pixels), -1), "ip", True
+
+
+def run(ctx: StageContext) -> dict:
+    from tqdm import tqdm
+
+    from .. import ann
+
+    cfg = ctx.cfg.neighbours
+    wanted = needs(ctx.cfg)
+    report, seconds = {}, {}
+    for space in SPACES:
+        found = space_input(ctx, space)
+        if found is None:
+            ctx.save_npy(f"{space}_idx", np.zeros((0, 0), np.int64))
+            ctx.save_npy(f"{space}_values", np.zeros((0, 0), np.float32))
+            ctx.save_json(f"{space}_facts", {})
+            continue
+        x, metric, unit = found
+        if len(x) < 2:
+            raise StageError(f"a neighbour graph needs at least 2 images, got {len(x)}")
+        k = min(wanted[space], len(x) - 1)
+        started = time.perf_counter()
+        with tqdm(total=len(x), desc=f"neighbours ({space})", unit="img", disable=None) as bar:
+            graph = ann.build_graph(x, k, metric, unit, cfg.method, cfg.exact_up_to, cfg.min_recall,
+                                    cfg.recall_queries, cfg.block, cfg.seed, progress=bar.update)
+        ctx.save_npy(f"{space}_idx", graph.idx)
+        ctx.save_npy(f"{space}_values", graph.values)
+        report[space] = {**graph.facts, "k": k, "requested_k": wanted[space], "points": int(len(x)),
+                         "dims": int(x.shape[1]), "metric": "cosine" if metric == "ip" else "euclidean"}
+        seconds[space] = round(time.perf_counter() - started, 3)
+        ctx.save_json(f"{space}_facts", report[space])  # the timings stay in the summary: they change every run
+    return {"spaces": {space: {**facts, "seconds": seconds[space]} for space, facts in report.items()},
+            "searches": {space: 1 for space in report}}
+
+
+STAGE = Stage(
+    name="neighbours",
+    run=run,
+    inputs=("ingest.summary", "extract.embeddings", "extract.pixels", "pca.coords"),
+    params=("neighbours",),
+    derived=needs,
+    optional=("pca",),  # too few images for PCA: the embedding graph is still made
+    outputs={f"{space}_{part}": f"{space}_{part}.{'json' if part == 'facts' else 'npy'}"
+             for space in SPACES for part in ("idx", "values", "facts")},
+)

@@ -1,0 +1,102 @@
+"""The neighbour graph on real data: exact search against brute force, the approximate indexes against their
+recall target, the k-NN probes read from the graph against a search of their own, and PCA by blocks."""
+
+import numpy as np
+import pytest
+
+from pipeline import ann, neighbours, pca_fit, probes
+from pipeline.artifacts import StageError
+
+
+@pytest.fixture(scope="module")
+def fashion_pca(fashion):
+    """6,000 real Fashion-MNIST images as PCA-50 of their pixels, with labels."""
+    from pipeline import demo
+
+    images, labels = fashion
+    picks = demo.stratified_indices(labels, 600, seed=3)
+    pixels = images[picks].reshape(len(picks), -1).astype(np.float32) / 255.0
+    return pca_fit.reduce(pixels, 50), labels[picks]
+
+
+def brute_force(x: np.ndarray, k: int, cosine: bool) -> np.ndarray:
+    unit = neighbours.normalise(x) if cosine else x.astype(np.float64)
+    if cosine:
+        scores = unit @ unit.T
+    else:
+        scores = -((unit[:, None, :] - unit[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(scores, -np.inf)
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def test_exact_graph_is_brute_force_without_the_point_itself(pixel_features):
+    x, _ = pixel_features
+    for metric, unit in (("ip", True), ("l2", False)):
+        found, values = neighbours.exact_graph(x, 12, metric, unit, block=64)
+        truth = brute_force(x, 12, cosine=unit)
+        assert found.shape == (len(x), 12) and not (found == np.arange(len(x))[:, None]).any()
+        assert neighbours.recall_at_k(found, truth) > 0.999
+        assert (np.diff(values, axis=1) <= 1e-6).all() if unit else (np.diff(values, axis=1) >= -1e-5).all()
+    doubled = np.concatenate([x[:50], x[:50]])
+    found, values = neighbours.exact_graph(doubled, 3, "ip", True, block=16)
+    assert (found[:50, 0] == np.arange(50, 100)).all() and np.allclose(values[:, 0], 1.0, atol=1e-5), "its copy first"
+
+
+@pytest.mark.parametrize("method", ["ivf", "hnsw"])
+def test_approximate_graphs_reach_their_recall_and_measure_it(fashion_pca, method):
+    x, _ = fashion_pca
+    graph = ann.build_graph(x, 15, "ip", True, method, exact_up_to=0, min_recall=0.99, recall_queries=300, block=2048,
+                            seed=0)
+    assert graph.facts["method"] == method and graph.facts["recall_queries"] == 300
+    truth, _ = neighbours.exact_graph(x, 15, "ip", True, block=2048)
+    measured = neighbours.recall_at_k(graph.idx, truth)
+    assert graph.facts["recall"] >= 0.99 and measured >= 0.985, "tuned to 0.99 on samples, it holds on all images"
+    check = ann.seeded_rows(len(x), 300, 2)
+    assert abs(graph.facts["recall"] - neighbours.recall_at_k(graph.idx[check], truth[check])) < 1e-4
+    assert not (graph.idx == np.arange(len(x))[:, None]).any()
+
+
+def test_auto_is_exact_up_to_its_threshold_and_tiny_sets_get_a_clear_error(fashion_pca):
+    x, _ = fashion_pca
+    small = ann.build_graph(x[:500], 5, "l2", False, "auto", exact_up_to=1000, min_recall=0.99, recall_queries=50,
+                            block=128, seed=0)
+    assert small.facts["method"] == "exact" and small.facts["recall"] == 1.0
+    large = ann.build_graph(x, 5, "l2", False, "auto", exact_up_to=1000, min_recall=0.99, recall_queries=100,
+                            block=1024, seed=0)
+    assert large.facts["method"] == "ivf" and large.facts["recall"] >= 0.98
+    with pytest.raises(StageError, match="needs at least 64 images"):
+        ann.build_graph(x[:20], 5, "l2", False, "ivf", 0, 0.99, 10, 16, 0)
+
+
+def test_knn_probes_from_the_graph_equal_a_search_of_their_own(fashion_pca):
+    x, labels = fashion_pca
+    graph, _ = neighbours.exact_graph(x, 15, "ip", True, block=4096)
+    found = probes.knn_from_graph(graph, labels, 5, 5, seed=0)
+    searched, folds = probes.knn_accuracy(x, labels, 5, 5, seed=0)
+    assert folds == found["folds_used"] == 5 and found["short_rows"] == 0
+    assert found["folds"] == pytest.approx(searched, abs=1e-12)
+    from sklearn.neighbors import KNeighborsClassifier
+
+    unit = neighbours.normalise(x)
+    held = np.arange(0, len(x), 10)
+    rest = np.setdiff1d(np.arange(len(x)), held)
+    # leave-one-out on the held rows: their 5 nearest others, as a classifier fitted without them would see
+    # them, plus the other held rows; compare on the rows where no other held row is among the 5.
+    classifier = KNeighborsClassifier(5, metric="cosine", algorithm="brute").fit(unit[rest], labels[rest])
+    alone = ~np.isin(graph[held, :5], held).any(axis=1)
+    predicted = probes.vote(np.unique(labels, return_inverse=True)[1][graph[held, :5]], np.ones((len(held), 5), bool), 10)
+    assert (predicted[alone] == classifier.predict(unit[held][alone])).mean() > 0.99
+    assert 0.5 < found["leave_one_out"] < 1
+
+
+def test_blocked_pca_matches_scikit_learn(fashion_pca):
+    from sklearn.decomposition import PCA
+
+    x, _ = fashion_pca
+    ours = pca_fit.fit(x, 10)
+    theirs = PCA(10, svd_solver="covariance_eigh").fit(x.astype(np.float64))
+    assert np.allclose(ours.components, theirs.components_, atol=1e-8)
+    assert np.allclose(ours.explained_variance, theirs.explained_variance_, rtol=1e-9)
+    assert np.allclose(ours.transform(x), theirs.transform(x.astype(np.float64)), atol=1e-4)
+    rows = np.arange(0, len(x), 3)
+    assert np.allclose(pca_fit.fit(x, 10, rows).components, pca_fit.fit(x[rows], 10).components, atol=1e-10)
