@@ -192,6 +192,14 @@ class RetrievalConfig:
 
 
 @dataclass(frozen=True)
+class FindingsConfig:
+    """What the findings call a problem: near-duplicates, outliers, likely label errors (the rules' settings)."""
+
+    outlier_k: int = rule(10, low=1)  # outlier score: mean cosine distance to this many nearest neighbours
+    seed: int | None = SEED
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     """The TorchScript export and its parity check."""
 
@@ -236,6 +244,7 @@ class Config:
     clusters: ClusterConfig = field(default_factory=ClusterConfig)
     patches: PatchConfig = field(default_factory=PatchConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    findings: FindingsConfig = field(default_factory=FindingsConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)

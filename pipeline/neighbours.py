@@ -117,3 +117,9 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of each row's true k nearest neighbours that were found."""
     k = truth.shape[1]
     return float(np.mean([len(np.intersect1d(a[:k], b)) / k for a, b in zip(found, truth)]))
+
+
+def outlier_scores(similarities: np.ndarray, k: int) -> np.ndarray:
+    """Each image's k-NN distance: its mean cosine distance (1 - similarity) to its ``k`` nearest neighbours,
+    read from the graph's similarities (N, >= k). Large: far from everything else, an outlier."""
+    return (1.0 - similarities[:, :k].mean(axis=1)).astype(np.float32)

@@ -41,7 +41,8 @@ def needs(cfg: "Config") -> dict:
     """k per space: the largest any stage reading the graph asks for (the neighbours stage's derived params)."""
     retrieval, umap = cfg.retrieval, cfg.umap
     parametric_k = math.ceil((umap.n_neighbors - 1) / (1 - cfg.parametric.holdout)) + 2
-    embedding = max(retrieval.top_k, retrieval.knn_k * FOLD_MARGIN, cfg.fidelity.k, umap.n_neighbors - 1, parametric_k)
+    embedding = max(retrieval.top_k, retrieval.knn_k * FOLD_MARGIN, cfg.fidelity.k, umap.n_neighbors - 1, parametric_k,
+                    cfg.findings.outlier_k)
     return {"embedding": embedding, "pca": int(3 * cfg.tsne.perplexity), "pixels": retrieval.knn_k * FOLD_MARGIN}
 
 
