@@ -124,3 +124,66 @@ def draw_sizes(sizes: np.ndarray, k: int, path: Path) -> None:
     ax.set_xlabel("images in the cluster")
     ax.set_ylabel("clusters")
     save(fig, path)
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, names: list[str], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix (each true class's predictions), the share printed in each cell."""
+    from sklearn.metrics import confusion_matrix as count
+
+    shares = count(true, predicted, labels=range(len(names)), normalize="true")
+    heatmap(shares, names, names, path, title, xlabel="predicted", ylabel="label")
+
+
+def heatmap(shares: np.ndarray, rows: list[str], columns: list[str], path: Path, title: str, xlabel: str,
+            ylabel: str) -> None:
+    """Shares in [0, 1] as a grid, the value printed in each cell that is not empty."""
+    size = max(4.0, 0.55 * max(len(rows), len(columns)) + 2)
+    fig, ax = plt.subplots(figsize=(size * 1.15, size))
+    draw_shares(ax, shares, rows, columns, title, xlabel, ylabel)
+    save(fig, path)
+
+
+def draw_shares(ax, shares: np.ndarray, rows: list[str], columns: list[str], title: str, xlabel: str,
+                ylabel: str) -> None:
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    if shares.size <= 400:
+        for (r, c), value in np.ndenumerate(shares):
+            if value >= 0.005:
+                ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if value > 0.6 else "#222")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.spines[:].set_visible(False)
+
+
+def composition(levels: dict, labels: list[str], path: Path, shown: int = 20) -> None:
+    """For each level (chosen k, elbow's k): each cluster's images by label, largest clusters first."""
+    fig, axes = plt.subplots(1, len(levels), figsize=(6.2 * len(levels), 5.2), squeeze=False)
+    for ax, (name, level) in zip(axes[0], levels.items()):
+        clusters = level["clusters"][:shown]
+        shares = np.array([[row["labels"].get(label, 0) / row["size"] for label in labels] for row in clusters])
+        rows = [f"#{row['cluster']} ({row['size']})" for row in clusters]
+        more = f", {shown} largest of {len(level['clusters'])}" if len(level["clusters"]) > shown else ""
+        draw_shares(ax, shares, rows, labels, f"k = {level['k']} ({'chosen' if name == 'chosen' else 'elbow'}){more}",
+                    "label", "cluster (images)")
+    fig.suptitle("What each cluster holds: the share of its images with each label", fontweight="bold")
+    save(fig, path)
+
+
+def typical_images(assignment: np.ndarray, features: np.ndarray, thumbs: np.ndarray, path: Path, k: int,
+                   clusters: int = 12, per_cluster: int = 8) -> None:
+    """Without labels: each cluster's most typical images (nearest its centroid), largest clusters first."""
+    sizes = np.bincount(assignment)
+    tiles, captions = [], []
+    for cluster in np.argsort(-sizes, kind="stable")[:clusters]:
+        members = np.flatnonzero(assignment == cluster)
+        centre = features[members].mean(axis=0)
+        order = members[np.argsort(np.linalg.norm(features[members] - centre, axis=1), kind="stable")][:per_cluster]
+        for position in range(per_cluster):
+            tiles.append(thumbs[order[position]] if position < len(order) else np.full_like(thumbs[0], 255))
+            captions.append(f"#{cluster} ({sizes[cluster]})" if position == 0 else "")
+    image_grid(tiles, captions, f"The most typical images of each cluster (k = {k}, largest clusters first)", path,
+               columns=per_cluster, cell=1.1)

@@ -49,6 +49,16 @@ def first_usable(allowed: np.ndarray, k: int) -> np.ndarray:
     return allowed & (np.cumsum(allowed, axis=1) <= k)
 
 
+def fold_of(codes: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each image's fold in a seeded stratified split (the same split for every probe of a run)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    fold = np.empty(len(codes), np.int64)
+    for number, (_, test) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(codes, codes)):
+        fold[test] = number
+    return fold
+
+
 def knn_from_graph(idx: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int) -> dict:
     """k-NN accuracy read from the neighbour graph (cosine), two ways:
 
@@ -57,8 +67,6 @@ def knn_from_graph(idx: np.ndarray, labels: np.ndarray, k: int, folds: int, seed
       fold vote, exactly what searching the other folds would give, as long as the graph lists k of them
       (``short_rows`` counts images where it did not and fewer voted).
     """
-    from sklearn.model_selection import StratifiedKFold
-
     names, codes = np.unique(labels, return_inverse=True)
     neighbour_codes = codes[idx]
     everyone = np.ones(idx.shape, bool)
@@ -67,11 +75,40 @@ def knn_from_graph(idx: np.ndarray, labels: np.ndarray, k: int, folds: int, seed
     used = usable_folds(codes, folds)
     if used < 2:
         return {**result, "folds": float("nan"), "folds_used": used, "short_rows": 0}
-    fold = np.empty(len(codes), np.int64)
-    for number, (_, test) in enumerate(StratifiedKFold(used, shuffle=True, random_state=seed).split(codes, codes)):
-        fold[test] = number
-    outside = fold[idx] != fold[:, None]
-    usable = first_usable(outside, k)
+    fold = fold_of(codes, used, seed)
+    usable = first_usable(fold[idx] != fold[:, None], k)
     predicted = vote(neighbour_codes, usable, len(names))
     return {**result, "folds": float((predicted == codes).mean()), "folds_used": used,
-            "short_rows": int((usable.sum(axis=1) < k).sum())}
+            "short_rows": int((usable.sum(axis=1) < k).sum()), "predicted": predicted}
+
+
+def out_of_fold_probabilities(idx: np.ndarray, codes: np.ndarray, classes: int, k: int, fold: np.ndarray) -> np.ndarray:
+    """Each image's class probabilities from its ``k`` nearest neighbours outside its own fold (their label
+    shares, lightly smoothed so no class is impossible): the out-of-fold predictions cleanlab expects."""
+    usable = first_usable(fold[idx] != fold[:, None], k)
+    neighbour_codes = codes[idx]
+    counts = np.stack([((neighbour_codes == c) & usable).sum(axis=1) for c in range(classes)], axis=1)
+    smoothed = counts + 1.0 / classes
+    return smoothed / smoothed.sum(axis=1, keepdims=True)
+
+
+def linear_probe(features: np.ndarray, codes: np.ndarray, fold: np.ndarray, max_train: int, seed: int) -> dict:
+    """Cross-validated accuracy of logistic regression on the frozen, standardised features (the DINO papers'
+    linear probe), on the same folds as the k-NN probe. Each fold trains on at most ``max_train`` of its
+    training images (a seeded sample) and is tested on all of its own; the predictions come back per image."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .sampling import sample_of
+
+    predicted = np.empty(len(codes), np.int64)
+    trained = []
+    for number in range(int(fold.max()) + 1):
+        train = sample_of(np.flatnonzero(fold != number), max_train, seed + number)
+        test = np.flatnonzero(fold == number)
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        model.fit(np.asarray(features[train], np.float32), codes[train])
+        predicted[test] = model.predict(np.asarray(features[test], np.float32))
+        trained.append(len(train))
+    return {"accuracy": float((predicted == codes).mean()), "predicted": predicted, "train_images": max(trained)}

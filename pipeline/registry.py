@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from .stage import SUMMARY, Stage
-from .stages import (clusters, export, extract, fidelity, gallery, ingest, neighbours, parametric, patches, pca,
-                     retrieval, tsne, umap)
+from .stages import (classes, clusters, export, extract, fidelity, findings, gallery, ingest, neighbours, parametric,
+                     patches, pca, retrieval, tsne, umap)
 
 STAGES: list[Stage] = [
     ingest.STAGE, extract.STAGE, pca.STAGE, neighbours.STAGE, tsne.STAGE, umap.STAGE, parametric.STAGE,
-    clusters.STAGE, patches.STAGE, retrieval.STAGE, export.STAGE, fidelity.STAGE, gallery.STAGE,
+    clusters.STAGE, patches.STAGE, retrieval.STAGE, classes.STAGE, findings.STAGE, export.STAGE, fidelity.STAGE,
+    gallery.STAGE,
 ]
 
 

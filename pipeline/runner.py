@@ -89,7 +89,7 @@ class Runner:
             return None
         if meta.get("key") != key:
             return None
-        if not all((entry / out).is_file() for out in self.stages[name].outputs.values()):
+        if not all((entry / out).is_file() for out in self.stages[name].required_outputs):
             return None
         return meta
 
@@ -110,7 +110,7 @@ class Runner:
             elif key == SUMMARY:
                 found[item] = hash_json(meta["summary"])
             else:
-                found[item] = meta["files"][self.stages[dep].outputs[key]]
+                found[item] = meta["files"].get(self.stages[dep].outputs[key], "absent")
         return found
 
     def key_record(self, stage: Stage, upstream_hashes: dict[str, str]) -> dict:
@@ -226,7 +226,7 @@ class Runner:
             # Round-trip through JSON as meta.json stores it, so a fresh summary and a cached one are the
             # same object (key order included) and render the same deck.
             summary = json.loads(json.dumps(stage.run(ctx) or {}, sort_keys=True, default=str))
-            missing = [out for out in stage.outputs.values() if not (tmp / out).is_file()]
+            missing = [out for out in stage.required_outputs if not (tmp / out).is_file()]
             if missing:
                 raise RuntimeError(f"stage {stage.name} did not write {', '.join(missing)}")
             seconds = time.perf_counter() - started

@@ -32,6 +32,7 @@ class Stage:
     params: tuple[str, ...] = ()  # config sections (or top-level keys) it reads
     derived: Callable[["Config"], dict] | None = None  # settings it computes from other sections (in its key)
     outputs: dict[str, str] = field(default_factory=dict)  # key -> file name inside its cache entry
+    optional_outputs: tuple[str, ...] = ()  # output keys it writes only when it can (the rest are checked)
     fingerprint: Callable[["Config"], dict] | None = None  # what it reads from outside the pipeline
     extra_code: tuple[str, ...] = ()  # files (relative to the repository) that shape its numbers but are not imports
     essential: bool = False  # its failure stops the run; any other stage's failure is reported and skipped
@@ -49,6 +50,10 @@ class Stage:
     @property
     def figures(self) -> dict[str, str]:
         return {key: name for key, name in self.outputs.items() if name.endswith(".png")}
+
+    @property
+    def required_outputs(self) -> list[str]:
+        return [name for key, name in self.outputs.items() if key not in self.optional_outputs]
 
 
 @dataclass

@@ -10,7 +10,8 @@ from pipeline.registry import STAGES
 
 
 # Stages whose slides say why they are missing when they could not run (too few images, say).
-ANALYSES = ("pca", "tsne", "umap", "parametric", "clusters", "patches", "retrieval", "export", "fidelity")
+ANALYSES = ("pca", "tsne", "umap", "parametric", "clusters", "patches", "retrieval", "classes", "findings", "export",
+            "fidelity")
 
 
 def dataset_name(cfg: Config, folder: str) -> str:

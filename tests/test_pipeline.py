@@ -67,7 +67,7 @@ def test_deck_numbers_come_from_the_run(run_dirs):
     assert "{{" not in deck and "placeholder" not in deck.lower()
     referenced = re.findall(r'src="(/figures/[^"]+)"', deck)
     made = {p.name for p in (slides / "public" / "figures").glob("*.png")}
-    assert len(made) == 12 and made == {ref.rsplit("/", 1)[1] for ref in referenced}, "every figure is on a slide"
+    assert len(made) == 19 and made == {ref.rsplit("/", 1)[1] for ref in referenced}, "every figure is on a slide"
     for ref in referenced:
         assert (slides / "public" / ref.lstrip("/")).is_file(), ref
     assert not re.search(r"https?://", deck), "the deck stays offline"
