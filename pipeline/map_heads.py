@@ -8,6 +8,9 @@ folded in as a layer) and an MLP. Two ways to train it:
   1 / (1 + a d^(2b)); edges sampled by weight are pulled together and random pairs (negative sampling)
   pushed apart, by binary cross-entropy.
 * ``train_tsne_regressor``: the seed's MLP (in -> 256 -> ReLU -> 2), regressing t-SNE coordinates.
+
+Both train on ``device`` (the CPU, CUDA or Apple's MPS). Their random draws (edges, negatives, shuffles) are
+made on the CPU with one seeded generator whatever the device, so a seed draws the same samples everywhere.
 """
 
 from __future__ import annotations
@@ -86,13 +89,15 @@ def seeded(seed: int) -> torch.Generator:
 
 
 def train_umap_encoder(head: MapHead, train: np.ndarray, n_neighbors: int, min_dist: float, epochs: int,
-                       batch_size: int, negatives: int, lr: float, seed: int) -> list[float]:
-    """Fit ``head`` with the UMAP objective; returns the loss per epoch."""
+                       batch_size: int, negatives: int, lr: float, seed: int,
+                       device: torch.device = torch.device("cpu")) -> list[float]:
+    """Fit ``head`` (moved to ``device``) with the UMAP objective; returns the loss per epoch."""
     generator = seeded(seed)
     heads, tails, weights = umap_graph(train, n_neighbors, seed)
     a, b = umap_ab(min_dist)
+    head.to(device)
     with torch.no_grad():
-        x = head.project(torch.as_tensor(train, dtype=torch.float32))
+        x = head.project(torch.as_tensor(train, dtype=torch.float32, device=device))
     probs = torch.as_tensor(weights / weights.sum())
     heads_t, tails_t = torch.as_tensor(heads, dtype=torch.long), torch.as_tensor(tails, dtype=torch.long)
     optimiser = torch.optim.Adam(head.parameters(), lr=lr)
@@ -107,7 +112,8 @@ def train_umap_encoder(head: MapHead, train: np.ndarray, n_neighbors: int, min_d
             neg_j = torch.randint(0, len(x), (len(neg_i),), generator=generator)
             # Map each image once per step, however many pairs it is in.
             rows, where = torch.unique(torch.cat([i, j, neg_j]), return_inverse=True)
-            points = head.from_projected(x[rows])
+            points = head.from_projected(x[rows.to(device)])
+            where = where.to(device)
             wi, wj, wn = where[: len(i)], where[len(i): 2 * len(i)], where[2 * len(i):]
             loss = umap_loss(points[wi], points[wj], points[wi.repeat(negatives)], points[wn], a, b)
             optimiser.zero_grad()
@@ -119,21 +125,22 @@ def train_umap_encoder(head: MapHead, train: np.ndarray, n_neighbors: int, min_d
 
 
 def train_tsne_regressor(head: MapHead, train: np.ndarray, targets: np.ndarray, epochs: int, batch_size: int,
-                         lr: float, seed: int) -> list[float]:
-    """Fit ``head`` to reproduce ``targets`` (t-SNE coordinates) by mean squared error."""
+                         lr: float, seed: int, device: torch.device = torch.device("cpu")) -> list[float]:
+    """Fit ``head`` (moved to ``device``) to reproduce ``targets`` (t-SNE coordinates) by mean squared error."""
     generator = seeded(seed)
     scale = float(np.sqrt((targets ** 2).sum(axis=1).mean()))  # train on unit-scale targets, map back
+    head.to(device)
     head.scale.fill_(scale)
     with torch.no_grad():
-        x = head.project(torch.as_tensor(train, dtype=torch.float32))
-    y = torch.as_tensor(targets, dtype=torch.float32)
+        x = head.project(torch.as_tensor(train, dtype=torch.float32, device=device))
+    y = torch.as_tensor(targets, dtype=torch.float32, device=device)
     optimiser = torch.optim.Adam(head.parameters(), lr=lr)
     history = []
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=generator)
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start:start + batch_size].to(device)
             loss = (((head.from_projected(x[batch]) - y[batch]) / scale) ** 2).sum(dim=1).mean()
             optimiser.zero_grad()
             loss.backward()
@@ -145,4 +152,6 @@ def train_tsne_regressor(head: MapHead, train: np.ndarray, targets: np.ndarray, 
 
 @torch.inference_mode()
 def project(head: MapHead, embeddings: np.ndarray) -> np.ndarray:
-    return head.eval()(torch.as_tensor(embeddings, dtype=torch.float32)).numpy()
+    """(N, 2) points, on whichever device ``head`` is."""
+    device = head.centre.device
+    return head.eval()(torch.as_tensor(embeddings, dtype=torch.float32, device=device)).cpu().numpy()

@@ -1,8 +1,9 @@
 """A small stage runner: cache keys, atomic outputs, a lock file and a status report.
 
-Each stage's key hashes its config sections, its code (the source of every project module it runs, found
-from the import graph by ``codegraph``), what it read from outside (its fingerprint: the image folder
-listing, the backbone weights) and the *output hashes* of its upstream stages. Keying on
+Each stage's key hashes its config sections (less the settings declared ``keyed=False``: how a stage
+runs, not what it computes, such as the extraction engine), its code (the source of every project module
+it runs, found from the import graph by ``codegraph``), what it read from outside (its fingerprint: the
+image folder listing, the backbone weights) and the *output hashes* of its upstream stages. Keying on
 upstream outputs rather than upstream keys means a stage that reruns but produces the same bytes does not
 invalidate what follows (as DVC does).
 
@@ -100,7 +101,7 @@ class Runner:
     def key_record(self, stage: Stage, upstream_hashes: dict[str, str]) -> dict:
         return {
             "stage": stage.name,
-            "params": {section: self.cfg.section(section) for section in stage.params},
+            "params": {section: self.cfg.key_section(section) for section in stage.params},
             "code": self.code(stage),
             "fingerprint": self.fingerprint(stage),
             "upstream": upstream_hashes,

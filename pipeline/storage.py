@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .artifacts import StageError
+
 URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -28,8 +30,10 @@ def is_uri(text: str) -> bool:
 def filesystem(root: str):
     """(pyarrow filesystem, path of ``root`` on it); opened once per process and folder (an S3 client finds
     its region, a GCS client its credentials: too slow to repeat per file)."""
-    from pyarrow import fs
-
+    try:
+        from pyarrow import fs
+    except ImportError:
+        raise StageError(f"reading {root} needs pyarrow: pip install 'embdeck[ray]'") from None
     return fs.FileSystem.from_uri(root)
 
 

@@ -3,6 +3,7 @@ cluster): the same files, labels, bytes and decoded pixels as the plain local pa
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,13 +51,13 @@ def test_a_uri_folder_gives_the_same_manifest_and_features(tmp_path, small_set):
         cfg = load_config(None, [f"images={images_at}", f"out={tmp_path / name}", "extract.batch_size=16"])
         listing = folder_listing(cfg)
         result = Runner(cfg, STAGES).run(only="extract")
-        entry = result["stages"]
-        manifest = json.loads((tmp_path / name / "cache" / "ingest").glob("*/manifest.json").__next__().read_text())
-        results[name] = (listing["listing"], manifest, np.load(f"{entry['extract']['dir']}/embeddings.npy"),
-                         np.load(f"{entry['extract']['dir']}/pixels.npy"))
+        ingest, extract = (result["stages"][stage]["dir"] for stage in ("ingest", "extract"))
+        manifest = json.loads((Path(ingest) / "manifest.json").read_text())
+        results[name] = (listing["listing"], manifest, np.load(f"{extract}/embeddings.npy"), np.load(f"{extract}/pixels.npy"))
     assert results["uri"][0] == results["path"][0], "same listing fingerprint"
     assert results["uri"][1] == results["path"][1], "same manifest (paths, hashes, labels)"
-    assert np.array_equal(results["uri"][2], results["path"][2]) and np.array_equal(results["uri"][3], results["path"][3])
+    for array in (2, 3):  # embeddings, kept pixels
+        assert np.array_equal(results["uri"][array], results["path"][array])
 
 
 def test_a_missing_uri_folder_is_a_clear_error(tmp_path):

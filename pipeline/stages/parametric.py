@@ -20,6 +20,8 @@ from ..sampling import holdout_split, sample_of
 from ..stage import Stage, StageContext
 
 if TYPE_CHECKING:
+    import torch
+
     from ..config import Config
 
 PROJECTION_DIMS = 50
@@ -49,7 +51,7 @@ def timed_projection(head, embeddings) -> tuple[np.ndarray, float]:
 
 
 def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, cfg: "Config",
-                n_neighbors: int | None = None) -> dict:
+                n_neighbors: int | None = None, device: "torch.device | None" = None) -> dict:
     """Both map networks, trained on non-held-out images; each head carries ``fit_facts`` and ``trained_rows``.
 
     The t-SNE MLP learns from every training image (a cheap regression); the parametric UMAP, whose graph
@@ -57,10 +59,13 @@ def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, c
     thousands of images more training images cost time in proportion and add little; the bench shows
     held-out fidelity against the cap).
     """
+    import torch
+
     from ..map_heads import MapHead, train_tsne_regressor, train_umap_encoder
     from ..pca_fit import scaled_projection
 
     p = cfg.parametric
+    device = device or torch.device("cpu")
     everyone = np.flatnonzero(~heldout)
     if heldout.sum() < 3 or len(everyone) < 5:
         raise StageError(f"parametric maps need at least 5 training and 3 held-out images; got {len(everyone)} and "
@@ -74,10 +79,11 @@ def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, c
         if name == "param_umap":
             k = min(n_neighbors or cfg.umap.n_neighbors, len(rows) - 1)
             history = train_umap_encoder(head, embeddings[rows], k, cfg.umap.min_dist, p.umap_epochs,
-                                         p.edge_batch, p.negative_samples, p.learning_rate, p.seed)
+                                         p.edge_batch, p.negative_samples, p.learning_rate, p.seed, device)
         else:
             history = train_tsne_regressor(head, embeddings[rows], tsne[rows], p.tsne_epochs, p.batch_size,
-                                           p.learning_rate, p.seed)
+                                           p.learning_rate, p.seed, device)
+        head.cpu()  # projected, timed and saved on the CPU, whichever device trained it
         head.fit_facts = {"train_seconds": round(time.perf_counter() - started, 3), "final_loss": round(history[-1], 5),
                           "train_images": int(len(rows))}
         head.trained_rows = rows
@@ -90,13 +96,17 @@ def run(ctx: StageContext) -> dict:
 
     from .. import figures
 
+    from ..devices import pick_device
+
     cfg, k = ctx.cfg.parametric, ctx.cfg.fidelity.k
-    torch.use_deterministic_algorithms(True)
+    device = pick_device(cfg.device, "parametric.device")
+    # MPS lacks deterministic versions of some kernels: there torch warns instead of refusing to run.
+    torch.use_deterministic_algorithms(True, warn_only=device.type == "mps")
     embeddings = ctx.load_npy("extract", "embeddings")
     tsne = ctx.load_npy("tsne", "coords")
     labels = manifest_labels(read_manifest(ctx)[0])
     heldout = holdout_split(labels, cfg.holdout, cfg.seed)
-    trained = train_heads(embeddings, tsne, heldout, ctx.cfg, ctx.summary("umap")["n_neighbors"])
+    trained = train_heads(embeddings, tsne, heldout, ctx.cfg, ctx.summary("umap")["n_neighbors"], device)
     projection = next(iter(trained.values())).projection
 
     results, heads = {}, {}
@@ -126,7 +136,7 @@ def run(ctx: StageContext) -> dict:
         figures.scatter_by_label(np.load(ctx.output(name)), labels, title,
                                  ctx.output(f"{name}_map"), highlight=heldout,
                                  highlight_label="held out (never trained on)")
-    return {"heldout": int(heldout.sum()), "train": results["param_umap"]["train_images"],
+    return {"heldout": int(heldout.sum()), "train": results["param_umap"]["train_images"], "device": str(device),
             "train_available": int((~heldout).sum()), "projection_dims": int(projection.shape[1]),
             **results}
 
