@@ -101,6 +101,8 @@ def write_rows(ctx: StageContext, n: int, batches) -> tuple[dict, dict, dict]:
 
 def local_pass(ctx: StageContext, extractor, paths: list, keep) -> tuple[tuple, dict]:
     """The main pass on this machine: decoding in threads one batch ahead of the model."""
+    import torch
+
     from ..features import PassStats
 
     stats = PassStats()
@@ -110,7 +112,7 @@ def local_pass(ctx: StageContext, extractor, paths: list, keep) -> tuple[tuple, 
     return written, {"engine": "local", "workers": 1, "seconds": round(stats.seconds, 3),
                      "images_per_s": round(stats.images_per_s, 2), "model_share": round(stats.model_share, 3),
                      "device": str(extractor.device), "dtype": str(extractor.dtype).replace("torch.", ""),
-                     "torch_threads": threads()}
+                     "torch_threads": torch.get_num_threads()}
 
 
 def ray_pass(ctx: StageContext, model, prep, manifest: list[dict], root, keep) -> tuple[tuple, dict]:
@@ -136,12 +138,6 @@ def ray_pass(ctx: StageContext, model, prep, manifest: list[dict], root, keep) -
                      "actor_resources": stats.actor_resources, "devices": sorted(stats.devices),
                      "actor_processes": sorted(stats.served_by), "rows_returned_twice": stats.rows_twice}}
     return written, facts
-
-
-def threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def run(ctx: StageContext) -> dict:
@@ -174,6 +170,9 @@ def run(ctx: StageContext) -> dict:
             (outputs, picked, crops), engine = local_pass(ctx, extractor, paths, keep)
     except ImageReadError as exc:  # ingest read every file: this one changed or went away since
         raise StageError(f"extract: cannot read {exc}; the image folder changed after ingest, run again") from None
+    if engine["dtype"] != str(extractor.dtype).replace("torch.", ""):  # Ray workers chose their own device
+        dtype_check = {"checked": False, "reason": f"the workers ran {engine['dtype']} on {engine['device']}; "
+                                                   f"this machine, which checks, has {extractor.device} only"}
     log.info("extract: %.1f images/s on %s (%s), %d worker(s), %.0f %% of the time in the model",
              engine["images_per_s"], engine["device"], engine["dtype"], engine["workers"], 100 * engine["model_share"])
 
