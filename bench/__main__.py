@@ -1,7 +1,7 @@
 """``python -m bench``: run the benchmark parts, merge their figures into one JSON file, print the table.
 
-Parts: extract, scale (the 70k run), maps (needs the 70k run's embeddings), deck. A part run again replaces
-its own figures and keeps the others', so parts can be rerun alone.
+Parts: extract, scale (the 70k run), maps (needs the 70k run's embeddings), deck, ray (the Ray engine against
+the local one). A part run again replaces its own figures and keeps the others', so parts can be rerun alone.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-PARTS = ("extract", "scale", "maps", "deck")
+PARTS = ("extract", "scale", "maps", "deck", "ray")
 
 
 @click.command()
@@ -21,12 +21,14 @@ PARTS = ("extract", "scale", "maps", "deck")
 @click.option("--out", default="out/bench", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--full-set", default="data/fashion-mnist-70k", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Where the 70,000 images are (written once).")
+@click.option("--ray-set", default="data/fashion-mnist-10k", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Where the ray part's 10,000 images are (written once).")
 @click.option("--sizes", default="2000,10000,70000", show_default=True, help="N for the maps part.")
 @click.option("--reps", default=3, show_default=True, help="Repetitions (median quoted); 1 at 70k.")
 @click.option("--fresh-clone/--no-fresh-clone", default=True, show_default=True,
               help="Time `make deck` in a fresh clone (install included).")
-def main(parts: str, out: Path, full_set: Path, sizes: str, reps: int, fresh_clone: bool) -> None:
-    from . import common, deck, extraction, maps, scale, table, targets
+def main(parts: str, out: Path, full_set: Path, ray_set: Path, sizes: str, reps: int, fresh_clone: bool) -> None:
+    from . import common, deck, extraction, maps, ray_overhead, scale, table, targets
 
     logging.basicConfig(level=logging.WARNING)
     wanted = [p.strip() for p in parts.split(",") if p.strip()]
@@ -54,6 +56,8 @@ def main(parts: str, out: Path, full_set: Path, sizes: str, reps: int, fresh_clo
             results[part] = maps.run(embeddings[-1], [int(s) for s in sizes.split(",")], reps)
         elif part == "deck":
             results[part] = deck.run(fresh=fresh_clone)
+        elif part == "ray":
+            results[part] = ray_overhead.run(ray_set.resolve(), (out / "ray-run").resolve())
         results[part]["bench_seconds"] = round(time.perf_counter() - started, 1)
         json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     results["targets"] = targets.evaluate(results)

@@ -87,11 +87,22 @@ def scale_lines(scale: dict) -> list[str]:
     return out
 
 
+def ray_lines(ray: dict) -> list[str]:
+    out = [f"### Ray engine against the local engine, one machine ({ray['set']})", ""]
+    rows = [[r["engine"], r["workers"], r["torch_threads"], r["images_per_s"], r.get("steady_images_per_s", ""),
+             r.get("startup_s", ""), r["pass_s"], r["stage_s"]] for r in ray["engines"].values()]
+    out += table(["engine", "model workers", "torch threads each", "images/s (start-up included)",
+                  "images/s once running", "start-up s", "pass s", "extract stage s"], rows)
+    out += ["Ray / local: " + fmt(ray["ray_vs_local"]), ""]
+    return out
+
+
 def render(results: dict, targets: list[dict]) -> str:
     m = results["machine"]
     lines = [f"## embdeck bench — {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
              + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"), ""]
-    for part, fn in (("extract", extraction_lines), ("maps", maps_lines), ("scale", scale_lines), ("deck", deck_lines)):
+    for part, fn in (("extract", extraction_lines), ("maps", maps_lines), ("scale", scale_lines), ("deck", deck_lines),
+                     ("ray", ray_lines)):
         if part in results:
             lines += fn(results[part])
     lines += ["### Targets", ""]

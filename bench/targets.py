@@ -92,4 +92,11 @@ def evaluate(results: dict) -> list[dict]:
         fresh = deck.get("fresh_clone_make_deck")
         if fresh:
             add("demo deck from a fresh clone, install included (s)", fresh["seconds"], "< 300", fresh["seconds"] < 300)
+    ray = results.get("ray")
+    if ray:
+        ratio = ray["ray_vs_local"]["images_per_s"]
+        engines = ray["engines"]
+        add("Ray engine's images/s vs the local engine's, one machine (start-up included)", ratio, ">= 0.75",
+            ratio >= 0.75, f"{engines['ray']['images_per_s']} vs {engines['local']['images_per_s']} images/s; "
+            f"{engines['ray']['startup_s']} s of Ray start-up, {ray['ray_vs_local']['steady_images_per_s']} once running")
     return rows

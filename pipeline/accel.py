@@ -11,24 +11,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .artifacts import StageError
+from .devices import pick_device
 
 BLOCK = 16_384
 
 
 def device(setting: str = "auto") -> torch.device | None:
-    """The accelerator the analyses may use (the top-level ``device``): CUDA, then Apple's MPS, else None (the
-    CPU libraries run). Asking for one that is not there is an error, not a quiet fallback."""
-    if setting == "cpu":
-        return None
-    found = {"cuda": torch.cuda.is_available(),
-             "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
-    if setting in found and not found[setting]:
-        raise StageError(f"device = {setting} but torch finds no {setting.upper()} device; use device = auto or cpu")
-    for name in (("cuda", "mps") if setting == "auto" else (setting,)):
-        if found[name]:
-            return torch.device(name)
-    return None
+    """The accelerator the analyses may use (the top-level ``device``, picked as ``devices.pick_device`` does:
+    CUDA, then Apple's MPS), else None: the CPU libraries run. One asked for by name and not there is an error."""
+    found = pick_device(setting, "device")
+    return None if found.type == "cpu" else found
 
 
 def as_tensor(x: np.ndarray, rows, on: torch.device, unit: bool) -> torch.Tensor:

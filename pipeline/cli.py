@@ -61,8 +61,10 @@ class user_errors:
 
 
 def check_paths(cfg: Config) -> None:
+    from .storage import is_uri
+
     out = Path(cfg.out).expanduser().resolve()
-    if cfg.images:
+    if cfg.images and not is_uri(cfg.images):  # a URI's folder is checked when ingest lists it
         images = Path(cfg.images).expanduser().resolve()
         if not images.is_dir():
             raise ConfigError(f"image folder not found: {images}")

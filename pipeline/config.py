@@ -25,9 +25,11 @@ class ConfigError(ValueError):
 
 
 def rule(default, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-         above: float | None = None):
-    """A field with its rule: one of ``choices``, or within [low, high] (``above``: strictly greater)."""
-    return field(default=default, metadata={"choices": choices, "low": low, "high": high, "above": above})
+         above: float | None = None, keyed: bool = True):
+    """A field with its rule: one of ``choices``, or within [low, high] (``above``: strictly greater).
+    ``keyed=False``: it says how a stage runs, never what it computes, so cache keys leave it out."""
+    return field(default=default, metadata={"choices": choices, "low": low, "high": high, "above": above,
+                                            "keyed": keyed})
 
 
 SEED = rule(None, low=0)  # None: the top-level seed
@@ -75,7 +77,12 @@ class ExtractConfig:
     """How extraction runs (batch size, device, dtype) and what it keeps of each decoded image."""
 
     batch_size: int = rule(64, low=1)
-    device: str = rule("auto", choices=("auto", "cpu", "cuda"))  # auto: CUDA when present
+    device: str = rule("auto", choices=("auto", "cpu", "cuda", "mps"))  # auto: CUDA, else Apple's MPS, else CPU
+    # Not keyed: both engines give the same outputs. ray: Ray Data on the cluster at RAY_ADDRESS, or one that
+    # `ray start` made here, or a local one (embdeck[ray]). workers: model actors, 0 = one per GPU, else per node.
+    engine: str = rule("local", choices=("local", "ray"), keyed=False)
+    workers: int = rule(0, low=0, keyed=False)
+    retries: int = rule(3, low=0, keyed=False)  # Ray: restarts of a lost model actor, retries of a lost task's work
     dtype: str = rule("auto", choices=("auto", "fp32", "bf16"))  # auto: bf16 on a GPU, fp32 on a CPU
     dtype_check_images: int = rule(32, low=1)  # under bf16, images spread over the set compared with fp32
     patch_images_from_set: int = rule(4, low=0)  # data-set images whose spatial patch tokens are kept for patch maps
@@ -267,8 +274,16 @@ class Config:
         check_rules(self)
 
     def section(self, name: str) -> dict:
-        """A section (or top-level key) as plain JSON-able data, for cache keys and the run record."""
+        """A section (or top-level key) as plain JSON-able data, for the run record."""
         return to_plain(getattr(self, name))
+
+    def key_section(self, name: str) -> dict:
+        """A section as it enters a cache key: without its ``keyed=False`` fields."""
+        value = getattr(self, name)
+        if not dataclasses.is_dataclass(value):
+            return to_plain(value)
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.metadata.get("keyed", True)}
 
     def to_dict(self) -> dict:
         return to_plain(self)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .config import Config
 
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "opencv-python-headless", "pillow",
-             "umap-learn", "openTSNE", "faiss-cpu", "matplotlib", "jinja2", "huggingface_hub")
+             "umap-learn", "openTSNE", "faiss-cpu", "matplotlib", "jinja2", "huggingface_hub", "ray", "pyarrow")
 
 
 def versions() -> dict:
@@ -38,6 +38,10 @@ def build_record(cfg: "Config", result: dict, seconds: float) -> dict:
         "input": {"folder": ingest.get("folder"), "images": ingest.get("images"),
                   "manifest_hash": ingest.get("manifest_hash")},
         "backbone": extract.get("backbone"),
+        # Which engine made the embeddings (a cached run: the one that made the cached outputs) and on how many
+        # model workers; the extract summary holds the rest (the Ray cluster's nodes, CPUs, GPUs, start-up).
+        "extraction": {"engine": extract.get("engine"), "workers": extract.get("workers"),
+                       "device": extract.get("device")},
         "versions": versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
         "stages": result["stages"],

@@ -1,10 +1,11 @@
 """A small stage runner: cache keys, atomic outputs, a lock file and a status report.
 
-Each stage's key hashes its config sections, its code (the source of every project module it runs, found
-from the import graph by ``codegraph``), what it read from outside (its fingerprint: the image folder
-listing, the backbone weights) and the hashes of the upstream outputs it declares as inputs (each file, or
-an upstream summary). Keying on upstream outputs rather than upstream keys means a stage that reruns but
-produces the same bytes in the files a stage reads does not
+Each stage's key hashes its config sections (less the settings declared ``keyed=False``: how a stage
+runs, not what it computes, such as the extraction engine), its code (the source of every project module
+it runs, found from the import graph by ``codegraph``), what it read from outside (its fingerprint: the
+image folder listing, the backbone weights) and the hashes of the upstream outputs it declares as inputs
+(each file, or an upstream summary). Keying on upstream outputs rather than upstream keys means a stage that
+reruns but produces the same bytes in the files a stage reads does not
 invalidate what follows (as DVC does).
 
 A finished stage lives in ``<out>/cache/<stage>/<key>/``. It is written to a ``.tmp-*`` sibling first,
@@ -116,7 +117,7 @@ class Runner:
     def key_record(self, stage: Stage, upstream_hashes: dict[str, str]) -> dict:
         return {
             "stage": stage.name,
-            "params": {section: self.cfg.section(section) for section in stage.params}
+            "params": {section: self.cfg.key_section(section) for section in stage.params}
             | ({"derived": stage.derived(self.cfg)} if stage.derived else {}),
             "code": self.code(stage),
             "fingerprint": self.fingerprint(stage),

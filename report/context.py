@@ -18,6 +18,15 @@ def dataset_name(cfg: Config, folder: str) -> str:
     return "Fashion-MNIST test split (demo subset)" if not cfg.images else Path(folder).name
 
 
+def engine_text(extract: dict) -> str:
+    """Which engine ran extraction and on how many workers, in one phrase for the deck and the report."""
+    if extract.get("engine") != "ray":
+        return "local (this machine; decoding in threads beside the model)"
+    ray = extract["ray"]
+    return (f"Ray Data ({extract['workers']} model worker{'s' * (extract['workers'] != 1)} on a {ray['nodes']}-node "
+            f"cluster, {ray['cpus']:g} CPUs, {ray['gpus']:g} GPUs; decoding in Ray tasks)")
+
+
 def stage_json(record: dict, stage: str, key: str):
     """A stage's declared JSON output, read from the cache entry this run used."""
     declared = next(s for s in STAGES if s.name == stage)
@@ -48,6 +57,7 @@ def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
             "is_dino": "dino" in backbone["model"] and backbone["source"] != "random",
         },
         "extract": extract,
+        "engine": engine_text(extract),
         "embedding_shape": f"({extract['images']}, {extract['embedding_dim']})",
         **{name: summaries.get(name) for name in ANALYSES},
         "sweep": stage_json(record, "clusters", "sweep") if "clusters" in summaries else {},
