@@ -19,9 +19,9 @@ import math
 import numpy as np
 
 from ..artifacts import StageError
+from ..clustering import kmeans_at, prepare, restarts
 from ..manifest import manifest_labels, read_manifest
 from ..neighbours import normalise
-from ..pca_fit import reduce
 from ..stage import Stage, StageContext
 
 
@@ -37,35 +37,15 @@ def k_grid(n: int, k_min: int, k_max: int, steps: int) -> tuple[list[int], str]:
     return sorted({int(round(k)) for k in np.linspace(low, top, max(1, steps))}), note
 
 
-def restarts(n_init: int, n: int, one_from: int) -> int:
-    """k-means restarts for n images: as set, or (0) four on small sets and one on large ones."""
-    if n_init > 0:
-        return n_init
-    return 1 if n >= one_from else 4
-
-
-def prepare(features: np.ndarray, dims: int, seed: int) -> np.ndarray:
-    """Each image's features at unit length, reduced by PCA: what k-means runs on."""
-    return reduce(normalise(features), dims, seed)
-
-
 def sweep(x: np.ndarray, ks: list[int], n_init: int, sample: int, seed: int) -> dict:
     """Metrics per k; ``labels`` holds the assignment for every k."""
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import davies_bouldin_score, silhouette_score
-
     rows = {"k": [], "silhouette": [], "davies_bouldin": [], "sse": [], "labels": {}}
     for k in ks:
-        model = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
-        found = len(np.unique(model.labels_))
-        ok = 2 <= found <= len(x) - 1
-        sil = silhouette_score(x, model.labels_, sample_size=sample if len(x) > sample else None,
-                               random_state=seed) if ok else float("nan")
+        fit = kmeans_at(x, k, n_init, sample, seed)
         rows["k"].append(k)
-        rows["silhouette"].append(float(sil))
-        rows["davies_bouldin"].append(float(davies_bouldin_score(x, model.labels_)) if ok else float("nan"))
-        rows["sse"].append(float(model.inertia_))
-        rows["labels"][k] = model.labels_.astype(np.int32)
+        for key in ("silhouette", "davies_bouldin", "sse"):
+            rows[key].append(fit[key])
+        rows["labels"][k] = fit["labels"]
     return rows
 
 

@@ -14,24 +14,13 @@ import numpy as np
 
 from ..manifest import manifest_labels, read_manifest
 from ..neighbours import cosine_neighbours
-from ..probes import knn_accuracy
+from ..probes import knn_accuracy, raw_pixels
 from ..sampling import pick_queries
 from ..stage import Stage, StageContext
 
 
 def precision_at_k(neighbours: np.ndarray, labels: np.ndarray) -> float:
     return float((labels[neighbours] == labels[:, None]).mean())
-
-
-def raw_pixels(pixels: np.ndarray) -> np.ndarray:
-    """Each image's kept small copy (N, p, p, 3) uint8, flattened to [0, 1]; one channel when every image is grey.
-
-    Repeating a grey channel three times scales every dot product and norm alike, so the cosines (and the
-    k-NN result) are exactly those of the grey pixels, at a third of the search cost.
-    """
-    if (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 0] == pixels[..., 2]).all():
-        pixels = pixels[..., :1]
-    return pixels.reshape(len(pixels), -1).astype(np.float32) / 255.0
 
 
 def run(ctx: StageContext) -> dict:
