@@ -170,6 +170,20 @@ def status(cfg: Config) -> None:
             click.echo(f"{plan.stage.name:8s} up to date ({plan.key[:12]})")
 
 
+@main.command("backbone")
+@common_options
+def backbone_command(cfg: Config) -> None:
+    """Say which backbone a run would use and where its weights come from (downloading them if need be)."""
+    from .backbone import resolve
+
+    choice = resolve(cfg.backbone)
+    click.echo(f"{choice.display_name} ({choice.model}): {choice.source}"
+               + (f", sha256 {choice.weights_sha256[:16]}…" if choice.weights_sha256 else "") + f"; {choice.reason}"
+               + (f"; the weights file says: {choice.note}" if choice.note else ""))
+    if choice.weights_path:
+        click.echo(f"weights: {choice.weights_path}")
+
+
 @main.command()
 def graph() -> None:
     """Print the stage graph: each stage with its inputs, parameters and outputs, from its declaration."""

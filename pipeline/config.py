@@ -25,9 +25,13 @@ class ConfigError(ValueError):
 
 
 def rule(default, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-         above: float | None = None):
-    """A field with its rule: one of ``choices``, or within [low, high] (``above``: strictly greater)."""
-    return field(default=default, metadata={"choices": choices, "low": low, "high": high, "above": above})
+         above: float | None = None, keyed: bool = True):
+    """A field with its rule: one of ``choices``, or within [low, high] (``above``: strictly greater).
+
+    ``keyed=False`` marks a setting that changes none of its section's numbers (how long to wait for the hub,
+    which other backbones to compare): it stays out of the cache keys of the stages that read the section."""
+    return field(default=default, metadata={"choices": choices, "low": low, "high": high, "above": above,
+                                            "keyed": keyed})
 
 
 SEED = rule(None, low=0)  # None: the top-level seed
@@ -57,17 +61,21 @@ class IngestConfig:
 class BackboneConfig:
     """Which network makes the embeddings, and how images are prepared for it.
 
-    ``model = "auto"`` means DINO ViT-S/16 when its weights can be had (an explicit ``weights`` file or
-    timm's hub cache), else the bundled ImageNet EfficientNet-Lite0; the run records which one and why.
+    ``model = "auto"`` means DINO ViT-S/16 when its weights can be had (an explicit ``weights`` file, the hub
+    cache or the hub), else, when the hub is switched off or unreachable, the bundled ImageNet
+    EfficientNet-Lite0; the run records which one and why.
     """
 
-    model: str = "auto"
-    weights: str = ""  # a local state-dict file (.pth/.safetensors) for air-gapped machines; "random" for tests
+    # Keyed by what they resolve to (extract's fingerprint: the network and its weights by content), so "auto"
+    # and the name it resolves to share one cache entry.
+    model: str = rule("auto", keyed=False)  # a timm name, "auto", or "bundled" (the offline EfficientNet-Lite0)
+    weights: str = rule("", keyed=False)  # a state-dict file (.pth/.safetensors) for air-gapped machines; "random"
     # "timm": the pretrained data config; "thumbnail": the seed's 32 px -> input size
     preprocess: str = rule("timm", choices=("timm", "thumbnail"))
     thumbnail_size: int = rule(32, low=1)
     input_size: int = rule(0, low=0)  # 0: the model's pretrained input size
-    hub_timeout_s: float = rule(5.0, low=0)
+    # How long to wait for the hub's first answer; a run without network falls back (auto) or fails after this.
+    hub_timeout_s: float = rule(5.0, low=0, keyed=False)
 
 
 @dataclass(frozen=True)
@@ -229,8 +237,12 @@ class Config:
         check_rules(self)
 
     def section(self, name: str) -> dict:
-        """A section (or top-level key) as plain JSON-able data, for cache keys and the run record."""
-        return to_plain(getattr(self, name))
+        """A section (or top-level key) as plain JSON-able data for cache keys: without its unkeyed fields."""
+        value = getattr(self, name)
+        if not dataclasses.is_dataclass(value):
+            return to_plain(value)
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.metadata.get("keyed", True)}
 
     def to_dict(self) -> dict:
         return to_plain(self)
