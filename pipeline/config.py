@@ -76,6 +76,10 @@ class BackboneConfig:
     input_size: int = rule(0, low=0)  # 0: the model's pretrained input size
     # How long to wait for the hub's first answer; a run without network falls back (auto) or fails after this.
     hub_timeout_s: float = rule(5.0, low=0, keyed=False)
+    # Backbones to compare (``--compare``, ``make compare``): timm names, "bundled", "pixels" (the raw-pixel
+    # baseline), "NAME:random" (random weights), "NAME:FILE" (a weights file), or "demo" (the offline three, plus
+    # DINO and DINOv2 where the hub answers). Each is extracted and cached on its own (see ``comparison``).
+    compare: tuple[str, ...] = rule((), keyed=False)
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,16 @@ class RetrievalConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    """How the backbones in ``backbone.compare`` are judged, per pooling: a linear probe here; the k-NN probe,
+    t-SNE, the chosen k and the silhouette sample come from the retrieval, tsne, pca and clusters sections."""
+
+    linear_probe_c: float = rule(1.0, above=0)  # inverse strength of the logistic regression's L2 penalty
+    linear_probe_max_iter: int = rule(1000, low=10)
+    seed: int | None = SEED
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     """The TorchScript export and its parity check."""
 
@@ -225,6 +239,7 @@ class Config:
     clusters: ClusterConfig = field(default_factory=ClusterConfig)
     patches: PatchConfig = field(default_factory=PatchConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)

@@ -124,3 +124,63 @@ def draw_sizes(sizes: np.ndarray, k: int, path: Path) -> None:
     ax.set_xlabel("images in the cluster")
     ax.set_ylabel("clusters")
     save(fig, path)
+
+
+def label_colours(labels: list[str]) -> tuple[list[str], dict]:
+    """The classes in order and a colour for each: the same classes get the same colours in every panel."""
+    names = sorted(set(labels))
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return names, {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def map_panels(panels: list[tuple[str, np.ndarray]], labels: list[str], title: str, path: Path) -> None:
+    """2-D maps side by side (one per backbone), coloured by label, one legend for all."""
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.7 * rows), squeeze=False)
+    names, colours = label_colours(labels)
+    labelled = 1 < len(names) <= 20
+    label_array = np.asarray(labels)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (caption, coords) in zip(axes.flat, panels):
+        size = max(1.5, min(10.0, 6000.0 / max(len(coords), 1)))
+        if labelled:
+            for name in names:
+                mask = label_array == name
+                ax.scatter(coords[mask, 0], coords[mask, 1], s=size, color=colours[name], label=name, alpha=0.8,
+                           linewidths=0)
+        else:
+            ax.scatter(coords[:, 0], coords[:, 1], s=size, color="#3b6ea5", alpha=0.8, linewidths=0)
+        ax.set_title(caption, fontsize=9)
+    if labelled:
+        handles, legend_names = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, legend_names, loc="lower center", ncol=min(10, len(names)), frameon=False,
+                   markerscale=3, fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout(rect=(0, 0.05 if labelled else 0, 1, 1))
+    save(fig, path)
+
+
+def grouped_bars(groups: list[str], series: dict[str, dict[str, list[float]]], title: str, path: Path) -> None:
+    """One panel per measure; in each, a cluster of bars per group (backbone), one bar per member (pooling).
+
+    ``series``: measure -> {member: values in group order}; a missing value (NaN) leaves a gap."""
+    measures = list(series)
+    fig, axes = plt.subplots(1, len(measures), figsize=(3.6 * len(measures) + 1.2, 3.6), squeeze=False)
+    members = list(dict.fromkeys(m for values in series.values() for m in values))
+    width = 0.8 / max(1, len(members))
+    x = np.arange(len(groups))
+    for ax, measure in zip(axes[0], measures):
+        for i, member in enumerate(members):
+            values = np.asarray(series[measure].get(member, [np.nan] * len(groups)), float)
+            bars = ax.bar(x + (i - (len(members) - 1) / 2) * width, values, width, label=member)
+            ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.2f}" for v in values], fontsize=6, padding=1)
+        ax.set_xticks(x, groups, rotation=20, ha="right", fontsize=8)
+        ax.set_title(measure, fontsize=10)
+        ax.set_ylim(min(0.0, np.nanmin([v for s in series[measure].values() for v in s] + [0.0])) * 1.1, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(frameon=False, fontsize=7)
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    save(fig, path)

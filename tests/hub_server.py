@@ -145,3 +145,20 @@ class Answer(BaseHTTPRequestHandler):
         self.end_headers()
         if body:
             self.wfile.write(sent)
+
+
+def point_client_at(monkeypatch, endpoint: str, cache: Path, offline: bool = False) -> None:
+    """Point this process's hub client at ``endpoint`` with ``cache`` as its hub cache, on or offline.
+
+    The client reads HF_ENDPOINT, HF_HUB_CACHE and HF_HUB_OFFLINE once, when it is imported, so a test in this
+    process sets what it read (with ``monkeypatch``: undone after the test); the tests that check the
+    environment variables themselves run embdeck in a fresh process (test_hub)."""
+    from huggingface_hub import constants
+
+    from pipeline import hub
+
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(hub, "_ANSWERS", {})  # the pipeline's own memory of the hub's answers
