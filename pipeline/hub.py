@@ -52,7 +52,17 @@ class HubWeights:
 def endpoint() -> str:
     from huggingface_hub import constants
 
-    return constants.ENDPOINT
+    return without_credentials(constants.ENDPOINT)
+
+
+def without_credentials(url: str) -> str:
+    """A URL as it may be shown on a slide: any ``user:password@`` taken out."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def offline() -> bool:
@@ -74,7 +84,7 @@ def proxy_in_use() -> str:
     scheme = "HTTPS" if endpoint().startswith("https:") else "HTTP"
     for name in (f"{scheme}_PROXY", f"{scheme.lower()}_proxy", "ALL_PROXY", "all_proxy"):
         if os.environ.get(name):
-            return os.environ[name]
+            return without_credentials(os.environ[name])
     return ""
 
 

@@ -124,6 +124,10 @@ def test_an_unreachable_hub_falls_back_for_auto_and_fails_for_a_named_model(tmp_
     status, output, _ = embdeck(env, "backbone", "--set", f"backbone.model={DINO}")
     line = one_line_error(output)
     assert status == 2 and f"no weights for {DINO}" in line and "could not be reached" in line
+    port = free_port()
+    status, output, _ = embdeck({**env, "HTTP_PROXY": f"http://embdeck:s3cret@127.0.0.1:{port}"}, "backbone")
+    assert status == 0 and f"could not be reached through the proxy http://***@127.0.0.1:{port}" in output, output
+    assert "s3cret" not in output, "a proxy's password never reaches the output (nor a slide)"
 
 
 def test_a_truncated_download_is_an_error_never_a_fallback(hub, tmp_path):
