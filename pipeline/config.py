@@ -66,19 +66,16 @@ class BackboneConfig:
     EfficientNet-Lite0; the run records which one and why.
     """
 
-    # Keyed by what they resolve to (extract's fingerprint: the network and its weights by content), so "auto"
-    # and the name it resolves to share one cache entry.
+    # Keyed by what they resolve to (extract's fingerprint: network and weights by content), not as written.
     model: str = rule("auto", keyed=False)  # a timm name, "auto", or "bundled" (the offline EfficientNet-Lite0)
     weights: str = rule("", keyed=False)  # a state-dict file (.pth/.safetensors) for air-gapped machines; "random"
     # "timm": the pretrained data config; "thumbnail": the seed's 32 px -> input size
     preprocess: str = rule("timm", choices=("timm", "thumbnail"))
     thumbnail_size: int = rule(32, low=1)
     input_size: int = rule(0, low=0)  # 0: the model's pretrained input size
-    # How long to wait for the hub's first answer; a run without network falls back (auto) or fails after this.
-    hub_timeout_s: float = rule(5.0, low=0, keyed=False)
-    # Backbones to compare (``--compare``, ``make compare``): timm names, "bundled", "pixels" (the raw-pixel
-    # baseline), "NAME:random" (random weights), "NAME:FILE" (a weights file), or "demo" (the offline three, plus
-    # DINO and DINOv2 where the hub answers). Each is extracted and cached on its own (see ``comparison``).
+    hub_timeout_s: float = rule(5.0, low=0, keyed=False)  # the longest wait for the hub's first answer
+    # Backbones to compare (--compare): timm names, "bundled", "pixels", "NAME:random", "NAME:FILE" or "demo";
+    # each is extracted and cached on its own (see ``comparison``).
     compare: tuple[str, ...] = rule((), keyed=False)
 
 
@@ -187,8 +184,7 @@ class RetrievalConfig:
 
 @dataclass(frozen=True)
 class CompareConfig:
-    """How the backbones in ``backbone.compare`` are judged, per pooling: a linear probe here; the k-NN probe,
-    t-SNE, the chosen k and the silhouette sample come from the retrieval, tsne, pca and clusters sections."""
+    """The linear probe of ``backbone.compare``; its other measures take the main analyses' settings."""
 
     linear_probe_c: float = rule(1.0, above=0)  # inverse strength of the logistic regression's L2 penalty
     linear_probe_max_iter: int = rule(1000, low=10)
