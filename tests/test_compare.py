@@ -195,6 +195,24 @@ def test_the_offline_demo_compares_three_things_and_says_what_it_left_out():
         "bundled": ("bundled", "", ()), "vit_small_patch16_224:random": ("vit_small_patch16_224", "random", ())}
 
 
+def test_the_demo_adds_dino_and_dinov2_where_the_hub_answers(tmp_path, monkeypatch):
+    """The hub serves both (any whole safetensors file will do: nothing is extracted here)."""
+    from safetensors.numpy import save
+
+    hub = StandInHub().start()
+    weights = save({"w": np.zeros(4, np.float32)})
+    for model in comparison.HUB_DEMO:
+        hub.add(f"timm/{model}", {"model.safetensors": weights})
+    try:
+        point_client_at(monkeypatch, hub.url, tmp_path / "hf")
+        entries, notes = comparison.expand(load_config(None, ["backbone.compare=demo"]))
+    finally:
+        hub.stop()
+    assert [e.label for e in entries] == ["bundled", "pixels", "vit_small_patch16_224:random",
+                                          "vit_small_patch16_224.dino", "vit_small_patch14_dinov2.lvd142m"]
+    assert notes == []
+
+
 def test_the_default_deck_has_no_comparison(tmp_path, small_set):
     """Off unless asked for: ``status`` says so, and a run leaves it out of its stages and its 'not run' list."""
     assert not comparison.off_when(load_config(None, ["backbone.compare=pixels"]))
