@@ -75,6 +75,11 @@ def expand(cfg: "Config") -> tuple[list[Entry], list[str]]:
     return [parse(label) for label in labels], notes
 
 
+def short_name(display_name: str) -> str:
+    """A backbone's name without its parenthesised detail, for figure labels ("ViT-S/16, random weights")."""
+    return display_name.split(" (")[0]
+
+
 def variant_config(cfg: "Config", entry: Entry) -> "Config":
     """The run's config with this entry's network and weights: what ``extract`` runs under for it."""
     backbone = dataclasses.replace(cfg.backbone, model=entry.model, weights=entry.weights, compare=())

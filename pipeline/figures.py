@@ -163,24 +163,33 @@ def map_panels(panels: list[tuple[str, np.ndarray]], labels: list[str], title: s
 
 
 def grouped_bars(groups: list[str], series: dict[str, dict[str, list[float]]], title: str, path: Path) -> None:
-    """One panel per measure; in each, a cluster of bars per group (backbone), one bar per member (pooling).
+    """One panel per measure; in each, a cluster of bars per group (backbone), one bar per member (pooling) that
+    the group has, centred on the group; a member keeps its colour in every panel.
 
-    ``series``: measure -> {member: values in group order}; a missing value (NaN) leaves a gap."""
+    ``series``: measure -> {member: values in group order}; NaN where the group lacks the member."""
     measures = list(series)
-    fig, axes = plt.subplots(1, len(measures), figsize=(3.6 * len(measures) + 1.2, 3.6), squeeze=False)
+    columns = min(2, len(measures))
+    rows = -(-len(measures) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns + 0.6 * len(groups), 3.3 * rows), squeeze=False)
     members = list(dict.fromkeys(m for values in series.values() for m in values))
-    width = 0.8 / max(1, len(members))
-    x = np.arange(len(groups))
-    for ax, measure in zip(axes[0], measures):
-        for i, member in enumerate(members):
-            values = np.asarray(series[measure].get(member, [np.nan] * len(groups)), float)
-            bars = ax.bar(x + (i - (len(members) - 1) / 2) * width, values, width, label=member)
-            ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.2f}" for v in values], fontsize=6, padding=1)
-        ax.set_xticks(x, groups, rotation=20, ha="right", fontsize=8)
+    colours = {member: plt.get_cmap("tab10")(i % 10) for i, member in enumerate(members)}
+    for ax in axes.flat[len(measures):]:
+        ax.axis("off")
+    for ax, measure in zip(axes.flat, measures):
+        table = series[measure]
+        width = 0.8 / max(1, max(sum(not np.isnan(v[g]) for v in table.values()) for g in range(len(groups))))
+        for g in range(len(groups)):
+            present = [(m, v[g]) for m, v in table.items() if not np.isnan(v[g])]
+            for i, (member, value) in enumerate(present):
+                bar = ax.bar(g + (i - (len(present) - 1) / 2) * width, value, width, color=colours[member])
+                ax.bar_label(bar, labels=[f"{value:.2f}"], fontsize=6, padding=1)
+        ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right", fontsize=8)
         ax.set_title(measure, fontsize=10)
-        ax.set_ylim(min(0.0, np.nanmin([v for s in series[measure].values() for v in s] + [0.0])) * 1.1, 1.05)
+        low = np.nanmin([v for values in table.values() for v in values] + [0.0])
+        ax.set_ylim(min(0.0, low) * 1.1, 1.05)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(frameon=False, fontsize=7)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[m]) for m in members]
+    fig.legend(handles, members, loc="lower center", ncol=len(members), frameon=False, fontsize=8)
     fig.suptitle(title, fontweight="bold")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     save(fig, path)

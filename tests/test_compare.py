@@ -139,9 +139,11 @@ def test_the_comparison_slide_shows_the_run_s_numbers_and_names(runs):
     for row in compare["rows"]:
         cells = [f"{row[key]:.3f}" for key in ("knn_accuracy", "linear_probe_accuracy", "trustworthiness",
                                                 "silhouette", "ari", "nmi")]
-        line = next(line for line in slide.splitlines() if line.startswith(f"| {row['backbone']} | {row['pooling']} |"))
+        line = next(line for line in slide.splitlines() if f"| {row['pooling']} | {row['dims']} |" in line)
         assert [c.strip("* ") for c in line.split("|")[4:10]] == cells, line
         assert 0 <= row["knn_accuracy"] <= 1 and 0 <= row["linear_probe_accuracy"] <= 1
+    table = [line for line in slide.splitlines() if line.startswith("| ") and not line.startswith("| backbone")]
+    assert [line.split("|")[1].strip() for line in table] == [names[0], names[1], names[2], "", ""], "each named once"
     comparison_slides = runs["deck"].split("# Backbones compared")[1].split("# Model export")[0]
     assert "DINO" not in comparison_slides, "none of these three is DINO"
     for figure in ("compare_scores.png", "compare_maps.png", "compare_patches.png"):

@@ -70,7 +70,7 @@ def patch_figure(ctx: StageContext, networks: list[dict], path: Path) -> None:
         maps, _ = maps_by_kind(tokens, sources, ctx.cfg.patches.threshold)
         tiles += [upsample(rgb, size) for rgb in maps["raw"]]
         grid = f"{tokens.shape[1]}×{tokens.shape[2]}"
-        captions += [f"{info['name'][:34]} ({grid})" if i == 0 else "" for i in range(len(sources))]
+        captions += [f"{comparison.short_name(info['name'])} · {grid}" if i == 0 else "" for i in range(len(sources))]
     figures.image_grid(tiles, captions, "Patch features side by side: 3 principal components as RGB, per backbone",
                        path, columns=max(1, len(sources)), cell=1.5)
 
@@ -103,7 +103,7 @@ def run(ctx: StageContext) -> dict:
             series[title] = {pooling: [next((r.get(key, np.nan) for r in rows if r["backbone"] == name
                                              and r["pooling"] == pooling), np.nan) for name in groups]
                              for pooling in dict.fromkeys(r["pooling"] for r in rows)}
-    figures.grouped_bars([name.split(" (")[0] for name in groups], series,
+    figures.grouped_bars([comparison.short_name(name) for name in groups], series,
                          f"Backbones and poolings on {len(labels):,} images (k = {k} for the silhouette)",
                          ctx.output("scores"))
     figures.map_panels(panels, labels.tolist(), "t-SNE of each backbone's global embedding, same settings",
