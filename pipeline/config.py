@@ -27,7 +27,9 @@ class ConfigError(ValueError):
 def rule(default, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
          above: float | None = None, keyed: bool = True):
     """A field with its rule: one of ``choices``, or within [low, high] (``above``: strictly greater).
-    ``keyed=False``: it says how a stage runs, never what it computes, so cache keys leave it out."""
+
+    ``keyed=False`` marks a setting that says how a stage runs, never what it computes (the extraction engine,
+    how long to wait for the hub, which other backbones to compare): cache keys leave it out."""
     return field(default=default, metadata={"choices": choices, "low": low, "high": high, "above": above,
                                             "keyed": keyed})
 
@@ -59,17 +61,22 @@ class IngestConfig:
 class BackboneConfig:
     """Which network makes the embeddings, and how images are prepared for it.
 
-    ``model = "auto"`` means DINO ViT-S/16 when its weights can be had (an explicit ``weights`` file or
-    timm's hub cache), else the bundled ImageNet EfficientNet-Lite0; the run records which one and why.
+    ``model = "auto"`` means DINO ViT-S/16 when its weights can be had (an explicit ``weights`` file, the hub
+    cache or the hub), else, when the hub is switched off or unreachable, the bundled ImageNet
+    EfficientNet-Lite0; the run records which one and why.
     """
 
-    model: str = "auto"
-    weights: str = ""  # a local state-dict file (.pth/.safetensors) for air-gapped machines; "random" for tests
+    # Keyed by what they resolve to (extract's fingerprint: network and weights by content), not as written.
+    model: str = rule("auto", keyed=False)  # a timm name, "auto", or "bundled" (the offline EfficientNet-Lite0)
+    weights: str = rule("", keyed=False)  # a state-dict file (.pth/.safetensors) for air-gapped machines; "random"
     # "timm": the pretrained data config; "thumbnail": the seed's 32 px -> input size
     preprocess: str = rule("timm", choices=("timm", "thumbnail"))
     thumbnail_size: int = rule(32, low=1)
     input_size: int = rule(0, low=0)  # 0: the model's pretrained input size
-    hub_timeout_s: float = rule(5.0, low=0)
+    hub_timeout_s: float = rule(5.0, low=0, keyed=False)  # the longest wait for the hub's first answer
+    # Backbones to compare (--compare): timm names, "bundled", "pixels", "NAME:random", "NAME:FILE" or "demo";
+    # each is extracted and cached on its own (see ``comparison``).
+    compare: tuple[str, ...] = rule((), keyed=False)
 
 
 @dataclass(frozen=True)
@@ -214,6 +221,15 @@ class FindingsConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    """The linear probe of ``backbone.compare``; its other measures take the main analyses' settings."""
+
+    linear_probe_c: float = rule(1.0, above=0)  # inverse strength of the logistic regression's L2 penalty
+    linear_probe_max_iter: int = rule(1000, low=10)
+    seed: int | None = SEED
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     """The TorchScript export and its parity check."""
 
@@ -262,6 +278,7 @@ class Config:
     patches: PatchConfig = field(default_factory=PatchConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     findings: FindingsConfig = field(default_factory=FindingsConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)

@@ -46,6 +46,7 @@ def build_record(cfg: "Config", result: dict, seconds: float) -> dict:
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
         "stages": result["stages"],
         "not_run": {name: stage["reason"] for name, stage in result["stages"].items() if "reason" in stage},
+        "off": result.get("off", {}),  # stages that do not apply to this config, and why
         "summaries": summaries,
         "pipeline_seconds": round(seconds, 3),
     }

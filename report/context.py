@@ -11,7 +11,10 @@ from pipeline.registry import STAGES
 
 # Stages whose slides say why they are missing when they could not run (too few images, say).
 ANALYSES = ("pca", "tsne", "umap", "parametric", "clusters", "patches", "retrieval", "classes", "findings", "export",
-            "fidelity")
+            "fidelity", "compare")
+# The comparison's measures as its table shows them (key, heading); higher is better for each.
+COMPARE_COLUMNS = (("knn_accuracy", "k-NN"), ("linear_probe_accuracy", "linear probe"),
+                   ("trustworthiness", "t-SNE trust"), ("silhouette", "silhouette @k"), ("ari", "ARI"), ("nmi", "NMI"))
 
 
 def dataset_name(cfg: Config, folder: str) -> str:
@@ -55,6 +58,7 @@ def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
             "reason": backbone["reason"],
             "sha256": backbone["weights_sha256"][:16],
             "is_dino": "dino" in backbone["model"] and backbone["source"] != "random",
+            "note": backbone.get("note", ""),
         },
         "extract": extract,
         "engine": engine_text(extract),
@@ -62,6 +66,9 @@ def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
         **{name: summaries.get(name) for name in ANALYSES},
         "sweep": stage_json(record, "clusters", "sweep") if "clusters" in summaries else {},
         "gallery_summary": summaries.get("gallery"),
+        "compare_columns": [c for c in COMPARE_COLUMNS if summaries.get("compare")
+                            and any(c[0] in row for row in summaries["compare"]["rows"])],
+        "compare_best": best_of(summaries.get("compare")),
         "not_run": record.get("not_run", {}),
         "figures": figures,
         "timings": {name: stage["seconds"] for name, stage in stages.items() if "seconds" in stage},
@@ -70,3 +77,19 @@ def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
         "manifest_hash": record["input"]["manifest_hash"][:12],
         "versions": record["versions"],
     }
+
+
+def best_of(compare: dict | None) -> dict:
+    """The best value of each measure over the comparison's rows (the table shows it in bold), and each
+    backbone's best pooling by linear probe (or k-NN, or trustworthiness when there are no labels)."""
+    if not compare:
+        return {}
+    best = {key: max((row[key] for row in compare["rows"] if key in row and row[key] == row[key]), default=None)
+            for key, _ in COMPARE_COLUMNS if any(key in row for row in compare["rows"])}
+    rank = next((key for key in ("linear_probe_accuracy", "knn_accuracy", "trustworthiness") if key in best), None)
+    per_backbone = {}
+    for row in compare["rows"]:
+        held = per_backbone.get(row["backbone"])
+        if held is None or (rank and row[rank] > held[rank]):
+            per_backbone[row["backbone"]] = row
+    return {"values": best, "by": rank, "per_backbone": list(per_backbone.values())}

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..artifacts import StageError
+from ..clustering import UnitConcatenation, kmeans, kmeans_at, prepare, restarts
 from ..manifest import manifest_labels, read_manifest
-from ..neighbours import normalise
 from ..pca_fit import covariance, reduce
 from ..sampling import sample_indices, spread_indices
 from ..stage import Stage, StageContext
@@ -46,62 +46,15 @@ def k_grid(n: int, k_min: int, k_max: int, steps: int) -> tuple[list[int], str]:
     return sorted({int(round(k)) for k in np.linspace(low, top, max(1, steps))}), note
 
 
-def restarts(n_init: int, n: int, one_from: int) -> int:
-    """k-means restarts for n images: as set, or (0) four on small sets and one on large ones."""
-    if n_init > 0:
-        return n_init
-    return 1 if n >= one_from else 4
-
-
-def prepare(features: np.ndarray, dims: int, moments=covariance) -> np.ndarray:
-    """Each image's features at unit length, reduced by PCA: what k-means runs on (block by block)."""
-    return reduce(features, dims, unit=True, moments=moments)
-
-
-class UnitConcatenation:
-    """Two feature arrays side by side, each row of each at unit length, read block by block (never built
-    whole), so that neither half of the concatenation dominates."""
-
-    def __init__(self, a: np.ndarray, b: np.ndarray):
-        self.a, self.b = a, b
-        self.shape = (len(a), a.shape[1] + b.shape[1])
-
-    def __len__(self) -> int:
-        return len(self.a)
-
-    def __getitem__(self, rows) -> np.ndarray:
-        return np.hstack([normalise(self.a[rows]), normalise(self.b[rows])])
-
-
-def kmeans(x: np.ndarray, k: int, n_init: int, seed: int, gpu=None) -> tuple[np.ndarray, float]:
-    """(labels, SSE) of seeded k-means: scikit-learn's, or on a GPU ``accel.kmeans`` (its best of ``n_init``
-    seeded starts, as scikit-learn keeps the best of its restarts)."""
-    if gpu is None:
-        from sklearn.cluster import KMeans
-
-        model = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
-        return model.labels_.astype(np.int32), float(model.inertia_)
-    from ..accel import kmeans as on_device
-
-    return min((on_device(x, k, seed + start, gpu) for start in range(n_init)), key=lambda found: found[1])
-
-
 def sweep(x: np.ndarray, ks: list[int], n_init: int, sample: int, seed: int, gpu=None) -> dict:
     """Metrics per k; ``labels`` holds the assignment for every k."""
-    from sklearn.metrics import davies_bouldin_score, silhouette_score
-
     rows = {"k": [], "silhouette": [], "davies_bouldin": [], "sse": [], "labels": {}}
     for k in ks:
-        labels, sse = kmeans(x, k, n_init, seed, gpu)
-        found = len(np.unique(labels))
-        ok = 2 <= found <= len(x) - 1
-        sil = silhouette_score(x, labels, sample_size=sample if len(x) > sample else None,
-                               random_state=seed) if ok else float("nan")
+        fit = kmeans_at(x, k, n_init, sample, seed, gpu)
         rows["k"].append(k)
-        rows["silhouette"].append(float(sil))
-        rows["davies_bouldin"].append(float(davies_bouldin_score(x, labels)) if ok else float("nan"))
-        rows["sse"].append(sse)
-        rows["labels"][k] = labels
+        for key in ("silhouette", "davies_bouldin", "sse"):
+            rows[key].append(fit[key])
+        rows["labels"][k] = fit["labels"]
     return rows
 
 

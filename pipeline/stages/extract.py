@@ -61,10 +61,7 @@ def photo_paths(cfg: "Config") -> list[Path]:
 def fingerprint(cfg: "Config") -> dict:
     """The backbone's weights (by content) and the patch-map photos folder."""
     photos = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in photo_paths(cfg)]
-    choice = backbones.resolve(cfg.backbone)
-    # The weights are identified by content, not by where they happen to lie on this machine.
-    return {"backbone": {"model": choice.model, "source": choice.source, "weights_sha256": choice.weights_sha256},
-            "patch_photos": hash_json(photos)}
+    return {"backbone": backbones.resolve(cfg.backbone).identity(), "patch_photos": hash_json(photos)}
 
 
 def check_dtype(extractor, paths: list[Path], cfg: "Config") -> dict:
