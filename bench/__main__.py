@@ -1,6 +1,6 @@
 """``python -m bench``: run the benchmark parts, merge their figures into one JSON file, print the table.
 
-Parts: extract, scale (the 70k run), maps (needs the 70k run's embeddings), deck, ray (the Ray engine against
+Parts: extract, scale (the 70k run, beside a reference commit's), maps (needs the 70k run's embeddings), deck, ray (the Ray engine against
 the local one). A part run again replaces its own figures and keeps the others', so parts can be rerun alone.
 """
 
@@ -23,11 +23,14 @@ PARTS = ("extract", "scale", "maps", "deck", "ray")
               type=click.Path(file_okay=False, path_type=Path), help="Where the 70,000 images are (written once).")
 @click.option("--ray-set", default="data/fashion-mnist-10k", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Where the ray part's 10,000 images are (written once).")
+@click.option("--reference", default="512ace4", show_default=True,
+              help="The commit the scale part runs side by side with this code ('' for none).")
 @click.option("--sizes", default="2000,10000,70000", show_default=True, help="N for the maps part.")
 @click.option("--reps", default=3, show_default=True, help="Repetitions (median quoted); 1 at 70k.")
 @click.option("--fresh-clone/--no-fresh-clone", default=True, show_default=True,
               help="Time `make deck` in a fresh clone (install included).")
-def main(parts: str, out: Path, full_set: Path, ray_set: Path, sizes: str, reps: int, fresh_clone: bool) -> None:
+def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, sizes: str, reps: int,
+         fresh_clone: bool) -> None:
     from . import common, deck, extraction, maps, ray_overhead, scale, table, targets
 
     logging.basicConfig(level=logging.WARNING)
@@ -48,7 +51,7 @@ def main(parts: str, out: Path, full_set: Path, ray_set: Path, sizes: str, reps:
         if part == "extract":
             results[part] = {**extraction.run(reps=reps), "cpu_flags": results["machine"]["cpu_flags"]}
         elif part == "scale":
-            results[part] = scale.run(full_set.resolve(), scale_out.resolve())
+            results[part] = scale.run(full_set.resolve(), scale_out.resolve(), reference)
         elif part == "maps":
             embeddings = sorted((scale_out / "cache" / "extract").glob("*/embeddings.npy"))
             if not embeddings:

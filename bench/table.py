@@ -80,10 +80,19 @@ def deck_lines(deck: dict) -> list[str]:
 
 
 def scale_lines(scale: dict) -> list[str]:
-    out = [f"### All of Fashion-MNIST: {scale['images']:,} images, `{scale['command']}`", "",
-           f"Wall time {scale['wall_s']} s, peak memory {scale['peak_rss_mb']} MiB, extraction {scale['images_per_s_extract']} images/s.", ""]
-    out += table(["stage", "state", "s", "peak RSS MiB"], [[n, s["state"], s["seconds"], s["peak_rss_mb"]]
-                                                            for n, s in scale["stages"].items()])
+    out = [f"### All of Fashion-MNIST: {scale['images']:,} images, `{scale['command']}`", ""]
+    ref = scale.get("reference")
+    runs = {"this code": scale, **({f"reference {ref['commit']}": ref} if ref else {})}
+    out += table(["run", "wall s", "peak RSS MiB", "extraction images/s", *scale["quality"]],
+                 [[name, r["wall_s"], r["peak_rss_mb"], r["images_per_s_extract"],
+                   *[r["quality"].get(key, "") for key in scale["quality"]]] for name, r in runs.items()])
+    names = list(dict.fromkeys([*scale["stages"], *(ref["stages"] if ref else {})]))
+    out += table(["stage", *[f"{name} s" for name in runs], *[f"{name} MiB" for name in runs]],
+                 [[n, *[r["stages"].get(n, {}).get("seconds", "") for r in runs.values()],
+                   *[r["stages"].get(n, {}).get("peak_rss_mb", "") for r in runs.values()]] for n in names])
+    if ref:
+        out += [f"Speed-up against the reference: {scale['speedup_vs_reference']}x; quality, this code minus the "
+                f"reference: {fmt(scale['quality_delta'])}", ""]
     return out
 
 
