@@ -1,7 +1,7 @@
 """``python -m bench``: run the benchmark parts, merge their figures into one JSON file, print the table.
 
 Parts: extract, scale (the 70k run, beside a reference commit's), maps (needs the 70k run's embeddings), deck, ray (the Ray engine against
-the local one). A part run again replaces its own figures and keeps the others', so parts can be rerun alone.
+the local one), compare (what `make compare` adds to the demo deck). A part run again replaces its own figures and keeps the others', so parts can be rerun alone.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-PARTS = ("extract", "scale", "maps", "deck", "ray")
+PARTS = ("extract", "scale", "maps", "deck", "ray", "compare")
 
 
 @click.command()
@@ -31,7 +31,7 @@ PARTS = ("extract", "scale", "maps", "deck", "ray")
               help="Time `make deck` in a fresh clone (install included).")
 def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, sizes: str, reps: int,
          fresh_clone: bool) -> None:
-    from . import common, deck, extraction, maps, ray_overhead, scale, table, targets
+    from . import common, compare, deck, extraction, maps, ray_overhead, scale, table, targets
 
     logging.basicConfig(level=logging.WARNING)
     wanted = [p.strip() for p in parts.split(",") if p.strip()]
@@ -61,6 +61,8 @@ def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, s
             results[part] = deck.run(fresh=fresh_clone)
         elif part == "ray":
             results[part] = ray_overhead.run(ray_set.resolve(), (out / "ray-run").resolve())
+        elif part == "compare":
+            results[part] = compare.run()
         results[part]["bench_seconds"] = round(time.perf_counter() - started, 1)
         json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     results["targets"] = targets.evaluate(results)

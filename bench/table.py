@@ -106,12 +106,25 @@ def ray_lines(ray: dict) -> list[str]:
     return out
 
 
+def compare_lines(compare: dict) -> list[str]:
+    out = ["### What `make compare` adds to the demo deck", "",
+           f"`make deck` {compare['deck_s']} s; then `--compare demo` into the same folder {compare['added_s']} s "
+           f"(ran: {', '.join(compare['stages_ran'])}).", ""]
+    out += table(["stage", "s"], [[name, s] for name, s in compare["per_stage_s"].items()])
+    rows = compare.get("rows") or []
+    if rows:
+        keys = [k for k in rows[0] if isinstance(rows[0][k], (int, float)) and not isinstance(rows[0][k], bool)]
+        out += table(["backbone", "pooling", *keys], [[r.get("backbone", ""), r.get("pooling", ""),
+                                                      *[r.get(k, "") for k in keys]] for r in rows])
+    return out
+
+
 def render(results: dict, targets: list[dict]) -> str:
     m = results["machine"]
     lines = [f"## embdeck bench — {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
              + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"), ""]
     for part, fn in (("extract", extraction_lines), ("maps", maps_lines), ("scale", scale_lines), ("deck", deck_lines),
-                     ("ray", ray_lines)):
+                     ("ray", ray_lines), ("compare", compare_lines)):
         if part in results:
             lines += fn(results[part])
     lines += ["### Targets", ""]

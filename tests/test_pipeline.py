@@ -241,13 +241,16 @@ def test_status_names_the_edited_module_of_a_stage(run_dirs, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
     from pipeline import codegraph
+    from pipeline.config import Config
     from pipeline.registry import STAGES
 
     importing = {st.name for st in STAGES if "pipeline.neighbours" in codegraph.closure(st.module, ROOT)}
     assert {"neighbours", "tsne", "umap", "clusters", "fidelity"} <= importing and "extract" not in importing
     waiting: set = set()
     for stage in STAGES:  # in order: a stage after a stale one waits on it
-        if stage.name in importing:
+        if stage.off_when and stage.off_when(Config()):
+            assert " off: " in lines[stage.name], lines[stage.name]
+        elif stage.name in importing:
             assert "stale: code changed: pipeline/neighbours.py" in lines[stage.name], lines[stage.name]
         elif set(stage.deps) & (importing | waiting):
             assert "stale: upstream" in lines[stage.name] and "code changed" not in lines[stage.name], lines[stage.name]
