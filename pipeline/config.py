@@ -12,26 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .artifacts import hash_json
-
-
-class ConfigError(ValueError):
-    """A user error in the config: the message says what to change."""
-
-
-def rule(default, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-         above: float | None = None, keyed: bool = True):
-    """A field with its rule: one of ``choices``, or within [low, high] (``above``: strictly greater).
-
-    ``keyed=False`` marks a setting that says how a stage runs, never what it computes (the extraction engine,
-    how long to wait for the hub, which other backbones to compare): cache keys leave it out."""
-    return field(default=default, metadata={"choices": choices, "low": low, "high": high, "above": above,
-                                            "keyed": keyed})
+from .config_rules import ConfigError, broken_rule, coerce, diff_params, rule, to_plain  # noqa: F401 - diff_params: for the runner
 
 
 SEED = rule(None, low=0)  # None: the top-level seed
@@ -136,6 +122,9 @@ class TsneConfig:
     # BH 43.8 s vs FFT 55.9 s at 20k, 82.1 s vs 66.0 s at 35k; at 70k FFT ~113 s.
     fft_from: int = rule(27_000, low=1)
     n_jobs: int = rule(0, low=0)  # 0: one per CPU core
+    # auto: RAPIDS cuML on the GPU when it is installed (embdeck[cuml]) and `device` is CUDA, else openTSNE;
+    # cuML's maps are seeded but not bit-for-bit reproducible (see pipeline/gpu_maps.py)
+    engine: str = rule("auto", choices=("auto", "cpu", "cuml"))
     seed: int | None = SEED
 
 
@@ -145,6 +134,7 @@ class UmapConfig:
 
     n_neighbors: int = rule(15, low=2)
     min_dist: float = rule(0.1, low=0, high=1)
+    engine: str = rule("auto", choices=("auto", "cpu", "cuml"))  # as tsne.engine
     seed: int | None = SEED
 
 
@@ -309,32 +299,8 @@ class Config:
         return hash_json(self.to_dict())
 
 
-def to_plain(value):
-    if dataclasses.is_dataclass(value):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
 def sections() -> list[str]:
     return [f.name for f in dataclasses.fields(Config) if f.default_factory is not dataclasses.MISSING]
-
-
-def broken_rule(value, meta: dict) -> str:
-    """Why ``value`` breaks its field's rule, or "" when it keeps it."""
-    if value is None:
-        return ""
-    if meta.get("choices") and value not in meta["choices"]:
-        return f"must be one of: {', '.join(map(str, meta['choices']))}"
-    low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
-    if low is not None and value < low:
-        return f"must be at least {low:g}" + (f" and at most {high:g}" if high is not None else "")
-    if above is not None and value <= above:
-        return f"must be greater than {above:g}" + (f" and at most {high:g}" if high is not None else "")
-    if high is not None and value > high:
-        return f"must be at most {high:g}"
-    return ""
 
 
 def check_rules(cfg: Config) -> None:
@@ -343,41 +309,6 @@ def check_rules(cfg: Config) -> None:
             why = broken_rule(getattr(owner, f.name), f.metadata) if f.metadata else ""
             if why:
                 raise ConfigError(f"{prefix}{f.name} = {getattr(owner, f.name)!r} {why}")
-
-
-def _coerce(raw, type_hint, key: str):
-    """Turn a TOML value or a --set string into the field's declared type, or say why not."""
-    origin = typing.get_origin(type_hint)
-    if origin in (typing.Union, types.UnionType):
-        if raw is None or str(raw).strip().lower() in ("", "none"):
-            return None
-        type_hint = next(arg for arg in typing.get_args(type_hint) if arg is not type(None))
-        origin = typing.get_origin(type_hint)
-    value = raw
-    try:
-        if type_hint is bool:
-            if isinstance(value, bool):
-                return value
-            lowered = str(value).strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if type_hint is int:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(value)
-        if type_hint is float:
-            return float(value)
-        if type_hint is str:
-            return str(value)
-        if origin is tuple:
-            items = value if isinstance(value, (list, tuple)) else [s for s in str(value).split(",") if s]
-            return tuple(str(s).strip() for s in items)
-    except (TypeError, ValueError):
-        pass
-    raise ConfigError(f"{key}: cannot read {raw!r} as {getattr(type_hint, '__name__', type_hint)}")
 
 
 def _field_types(cls) -> dict:
@@ -398,7 +329,7 @@ def set_value(data: dict, dotted: str, raw) -> None:
     if name not in types_here or dataclasses.is_dataclass(types_here[name]):
         known = ", ".join(k for k, t in types_here.items() if not dataclasses.is_dataclass(t))
         raise ConfigError(f"unknown config key {dotted!r}; known keys here: {known}")
-    target[name] = _coerce(raw, types_here[name], dotted)
+    target[name] = coerce(raw, types_here[name], dotted)
 
 
 def _apply_mapping(data: dict, mapping: dict, prefix: str = "") -> None:
@@ -447,15 +378,3 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
         key, raw = item.split("=", 1)
         set_value(data, key.strip(), raw.strip())
     return build(data)
-
-
-def diff_params(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Human-readable differences such as ``pca.n_components 50 -> 20``."""
-    changes = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            changes += diff_params(a, b, f"{prefix}{key}.")
-        elif a != b:
-            changes.append(f"{prefix}{key} {a} -> {b}")
-    return changes

@@ -46,3 +46,19 @@ def test_asking_for_a_missing_accelerator_is_an_error():
         with pytest.raises(StageError, match="no CUDA device"):
             accel.device("cuda")
     assert accel.graph_block(1_000_000) * 1_000_000 <= 1 << 28
+
+
+def test_maps_leave_cuml_alone_unless_it_can_run(monkeypatch):
+    """cuML's UMAP and t-SNE are used only on CUDA with cuML installed; asked for by name without them, one
+    line says what is missing. (The cuML calls themselves need an NVIDIA GPU: not testable here.)"""
+    from pipeline import gpu_maps
+
+    assert gpu_maps.use_cuml("cpu", "auto") is False
+    monkeypatch.setattr(gpu_maps, "installed", lambda: False)
+    assert gpu_maps.use_cuml("auto", "auto") is False
+    with pytest.raises(StageError, match="cuML is not installed"):
+        gpu_maps.use_cuml("cuml", "cpu")
+    monkeypatch.setattr(gpu_maps, "installed", lambda: True)
+    assert gpu_maps.use_cuml("auto", "cpu") is False, "installed, but the analyses run on the CPU"
+    with pytest.raises(StageError, match="device = cuda"):
+        gpu_maps.use_cuml("cuml", "cpu")

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from ..gpu_maps import REPRODUCIBILITY, tsne_map, use_cuml
 from ..manifest import manifest_labels, read_manifest
 from ..stage import Stage, StageContext
 from ..tsne_fit import fft_library, fit_tsne, gradient_method, valid_perplexity  # noqa: F401
@@ -32,17 +33,22 @@ def run(ctx: StageContext) -> dict:
     perplexity, note = valid_perplexity(cfg.perplexity, len(points))
     method = gradient_method(cfg.method, len(points), cfg.fft_from)
     started = time.perf_counter()
-    knn = ctx.load_npy("neighbours", "pca_idx"), ctx.load_npy("neighbours", "pca_values")
-    embedding = fit_tsne(points, perplexity, cfg.n_iter, method, cfg.seed, cfg.n_jobs or os.cpu_count() or 1, knn)
+    on_gpu = use_cuml(cfg.engine, ctx.cfg.device)
+    if on_gpu:
+        coords, kl, method = tsne_map(points, perplexity, cfg.n_iter, cfg.seed), None, "fft"
+    else:
+        knn = ctx.load_npy("neighbours", "pca_idx"), ctx.load_npy("neighbours", "pca_values")
+        embedding = fit_tsne(points, perplexity, cfg.n_iter, method, cfg.seed, cfg.n_jobs or os.cpu_count() or 1, knn)
+        coords, kl = np.asarray(embedding, dtype=np.float32), round(float(embedding.kl_divergence), 4)
     seconds = time.perf_counter() - started
-    coords = np.asarray(embedding, dtype=np.float32)
     ctx.save_npy("coords", coords)
     figures.scatter_by_label(coords, labels, f"t-SNE (perplexity {perplexity:g}, {cfg.n_iter} iterations)",
                              ctx.output("map"))
     return {"perplexity": round(perplexity, 3), "requested_perplexity": cfg.perplexity, "adjustment": note,
-            "n_iter": cfg.n_iter, "method": method, "fft_library": fft_library() if method == "fft" else None,
-            "neighbours": ctx.load_json("neighbours", "pca_facts")["method"], "input_dims": int(points.shape[1]),
-            "kl_divergence": round(float(embedding.kl_divergence), 4), "seconds": round(seconds, 3)}
+            "n_iter": cfg.n_iter, "method": method, "fft_library": fft_library() if method == "fft" and not on_gpu else None,
+            "neighbours": "cuML's own" if on_gpu else ctx.load_json("neighbours", "pca_facts")["method"], "input_dims": int(points.shape[1]),
+            "kl_divergence": kl, "seconds": round(seconds, 3), "engine": "cuML" if on_gpu else "openTSNE",
+            "reproducibility": REPRODUCIBILITY if on_gpu else ""}
 
 
 STAGE = Stage(
@@ -50,6 +56,6 @@ STAGE = Stage(
     run=run,
     inputs=("ingest.manifest", "ingest.summary", "pca.coords", "neighbours.pca_idx", "neighbours.pca_values",
             "neighbours.pca_facts"),
-    params=("tsne",),
+    params=("tsne", "device"),
     outputs={"coords": "tsne.npy", "map": "tsne_map.png"},
 )

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from ..artifacts import StageError
+from ..gpu_maps import REPRODUCIBILITY, use_cuml
 from ..manifest import manifest_labels, read_manifest
 from ..neighbours import exact_graph
 from ..stage import Stage, StageContext
@@ -42,7 +43,7 @@ def with_self(idx: np.ndarray, similarity: np.ndarray, n_neighbors: int) -> tupl
 
 
 def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
-             knn: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+             knn: tuple[np.ndarray, np.ndarray] | None = None, on_gpu: bool = False) -> np.ndarray:
     """A seeded 2-D UMAP of ``points`` at unit length (the cosine space), from ``knn`` (the graph's indices
     and cosine similarities of each point's nearest others) or, without it, from an exact search here.
 
@@ -58,6 +59,10 @@ def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
     if knn[0].shape[1] < n_neighbors - 1:
         raise StageError(f"UMAP needs {n_neighbors - 1} neighbours per point, the graph has {knn[0].shape[1]}")
     found, distances = with_self(*knn, n_neighbors)
+    if on_gpu:
+        from ..gpu_maps import umap_map
+
+        return umap_map(reduce(points, LAYOUT_DIMS, unit=True), (found, distances), n_neighbors, min_dist, seed)
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1,
                         precomputed_knn=(found, distances, None),
                         init="spectral" if len(points) > n_neighbors + 2 else "random")
@@ -75,12 +80,14 @@ def run(ctx: StageContext) -> dict:
     n_neighbors, note = valid_neighbours(cfg.n_neighbors, len(embeddings))
     started = time.perf_counter()
     knn = ctx.load_npy("neighbours", "embedding_idx"), ctx.load_npy("neighbours", "embedding_values")
-    coords = fit_umap(embeddings, n_neighbors, cfg.min_dist, cfg.seed, knn)
+    on_gpu = use_cuml(cfg.engine, ctx.cfg.device)
+    coords = fit_umap(embeddings, n_neighbors, cfg.min_dist, cfg.seed, knn, on_gpu)
     seconds = time.perf_counter() - started
     ctx.save_npy("coords", coords)
     figures.scatter_by_label(coords, labels, f"UMAP ({n_neighbors} neighbours, min_dist {cfg.min_dist:g})",
                              ctx.output("map"))
-    return {"n_neighbors": n_neighbors, "adjustment": note, "min_dist": cfg.min_dist, "seconds": round(seconds, 3)}
+    return {"n_neighbors": n_neighbors, "adjustment": note, "min_dist": cfg.min_dist, "seconds": round(seconds, 3),
+            "engine": "cuML" if on_gpu else "umap-learn", "reproducibility": REPRODUCIBILITY if on_gpu else ""}
 
 
 STAGE = Stage(
@@ -88,6 +95,6 @@ STAGE = Stage(
     run=run,
     inputs=("ingest.manifest", "ingest.summary", "extract.embeddings", "neighbours.embedding_idx",
             "neighbours.embedding_values"),
-    params=("umap",),
+    params=("umap", "device"),
     outputs={"coords": "umap.npy", "map": "umap_map.png"},
 )
