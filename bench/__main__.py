@@ -62,7 +62,7 @@ def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, s
         elif part == "ray":
             results[part] = ray_overhead.run(ray_set.resolve(), (out / "ray-run").resolve())
         elif part == "compare":
-            results[part] = compare.run()
+            results[part] = compare.run((out / "compare-run").resolve())
         results[part]["bench_seconds"] = round(time.perf_counter() - started, 1)
         json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     results["targets"] = targets.evaluate(results)

@@ -7,24 +7,25 @@ are timed apart, and the comparison's table is kept for the closing note."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from .deck import REPO, ran, run_command, stages_of
 
 
-def run() -> dict:
+def run(folder: Path) -> dict:
+    """Both runs into ``folder`` (emptied first; its deck and report stay there to be looked at)."""
     embdeck = [sys.executable, "-m", "pipeline.cli", "deck"]
-    with tempfile.TemporaryDirectory(prefix="embdeck-compare-") as tmp:
-        out, slides = Path(tmp) / "out", Path(tmp) / "slides"
-        args = ["--out", str(out), "--set", f"slides={slides}"]
-        deck = run_command(embdeck + args, REPO)
-        compared = run_command(embdeck + args + ["--compare", "demo"], REPO)
-        stages = stages_of(out)
-        record = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    shutil.rmtree(folder, ignore_errors=True)
+    out, slides = folder / "out", folder / "slides"
+    args = ["--out", str(out), "--set", f"slides={slides}"]
+    deck = run_command(embdeck + args, REPO)
+    compared = run_command(embdeck + args + ["--compare", "demo"], REPO)
+    stages = stages_of(out)
+    record = json.loads((out / "run.json").read_text(encoding="utf-8"))
     summary = record["summaries"].get("compare", {})
-    return {"deck_s": deck["seconds"],
+    return {"folder": str(folder), "deck_s": deck["seconds"],
             "added_s": compared["seconds"], "stages_ran": ran(stages),
             "per_stage_s": {name: s["seconds"] for name, s in stages.items() if s["state"] == "ran"},
             "backbones": [b.get("name") for b in summary.get("backbones", [])], "rows": summary.get("rows"),
