@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
@@ -45,6 +46,14 @@ def build_record(cfg: "Config", result: dict, seconds: float) -> dict:
         "summaries": summaries,
         "pipeline_seconds": round(seconds, 3),
     }
+
+
+def stage_output(record: dict, stage: str, key: str) -> Path:
+    """Where the cache entry this run used keeps a stage's declared output ``key``."""
+    from .registry import STAGES
+
+    declared = next(s for s in STAGES if s.name == stage)
+    return Path(record["stages"][stage]["dir"]) / declared.outputs[key]
 
 
 def write_record(path, record: dict) -> None:
