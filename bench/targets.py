@@ -79,6 +79,14 @@ def evaluate(results: dict) -> list[dict]:
         add("70,000 images: whole run (embdeck deck)", scale["wall_s"], "< 900 s", scale["wall_s"] < 900)
         peak = scale["peak_rss_mb"]
         add("70,000 images: peak memory (MiB)", peak, "< 8192", None if peak is None else peak < 8192)
+    report = results.get("report")
+    if report:
+        where = f"{report['points']:,} points"
+        add(f"report opens, map drawn ({where}; ms)", report["open_ms"]["median"], "< 3000", report["open_ms"]["median"] < 3000)
+        hover = report["hover_ms"]
+        add(f"hover answers ({where}; ms, max)", hover["max"], "< 100",
+            hover["max"] < 100 and hover["answered"] == hover["of"], f"{hover['answered']} of {hover['of']} answered")
+        add(f"report folder ({where}; MB)", report["folder_mb"], "<= 30", report["folder_mb"] <= 30)
     deck = results.get("deck")
     if deck:
         p = deck["pipeline"]

@@ -198,7 +198,9 @@ def place(folder: Path, out: Path, model_format: str, k: int) -> None:
         summary = placing.place(out, folder, model_format, k)
         rerender_report(out)
     target = out.resolve() / placing.PLACED
-    skipped = f"; {len(summary['skipped'])} file(s) skipped (see above)" if summary["skipped"] else ""
+    for item in summary["skipped"]:
+        click.echo(f"skipped {item['path']}: {item['reason']}", err=True)
+    skipped = f"; {len(summary['skipped'])} file(s) skipped (listed above)" if summary["skipped"] else ""
     click.echo(f"placed {summary['count']} image(s) in {summary['seconds']} s ({summary['images_per_s']} images/s after "
                f"{summary['model_load_seconds']} s loading the models){skipped}", err=True)
     click.echo(f"CSV: {target / 'placed.csv'}\nfigure: {target / 'placed_map.png'}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import shutil
 import time
 from pathlib import Path
@@ -23,7 +22,6 @@ import numpy as np
 from .artifacts import StageError, write_json_atomic
 from .record import stage_output
 
-log = logging.getLogger("embdeck")
 
 PLACED = "placed"
 FORMATS = {"pt2": "model.pt2", "torchscript": "model.pt"}
@@ -155,8 +153,9 @@ def placed_on_maps(maps: dict[str, tuple[np.ndarray, np.ndarray]], labels: list[
     save(fig, path)
 
 
-def place(out: Path, folder: Path, model_format: str, k: int, batch_size: int = 32) -> dict:
-    """Place the images of ``folder`` on the run in ``out``; returns what ``placed.json`` records."""
+def place(out: Path, folder: Path, model_format: str, k: int, batch_size: int = 32, into: Path | None = None) -> dict:
+    """Place the images of ``folder`` on the run in ``out``; returns what ``placed.json`` records. ``into``: write
+    elsewhere than ``<out>/placed`` (the bench does, to leave the report's layer alone)."""
     from . import map_data
     from .artifacts import load_npy
     from .images import letterbox
@@ -166,13 +165,11 @@ def place(out: Path, folder: Path, model_format: str, k: int, batch_size: int = 
         raise StageError(f"image folder not found: {folder}")
     model_file = FORMATS[model_format]
     record = finished_run(out, model_file)
-    target = out / PLACED
+    target = (into or out / PLACED).resolve()
     if folder == target or folder in target.parents:
         raise StageError(f"{target} would be written inside the folder being placed; choose another --out")
     config = record["config"]
     readable, skipped = read_images(folder, tuple(config["ingest"]["extensions"]), config["ingest"]["max_pixels"])
-    for item in skipped:
-        log.warning("skipped %s: %s", item["path"], item["reason"])
     if not readable:
         raise StageError(f"no readable image in {folder}" + (f" ({len(skipped)} file(s) skipped)" if skipped else ""))
     names, images = [name for name, _ in readable], [rgb for _, rgb in readable]
@@ -183,7 +180,7 @@ def place(out: Path, folder: Path, model_format: str, k: int, batch_size: int = 
 
     manifest = json.loads(stage_output(record, "ingest", "manifest").read_text(encoding="utf-8"))
     collection = [item["path"] for item in manifest]
-    staging = out / f".{PLACED}.tmp"
+    staging = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     write_csv(staging / "placed.csv", names, points, rows, similarity, collection)
