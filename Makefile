@@ -1,4 +1,5 @@
 # embdeck: `make deck` (the deck on the demo set, or IMAGES=DIR) and `make test`; both install what they need.
+# `make compare`: the same deck with a comparison of backbones (COMPARE=LIST; default: the demo comparison).
 SHELL := /bin/bash
 .DEFAULT_GOAL := deck
 
@@ -10,12 +11,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := dataset-fashion-mnist chromium poppler-utils g++ libfftw3-dev
 IMAGES ?=
 ARGS ?=
+COMPARE ?= demo
 NPX := npx --no-install
 
 DECK_BASE ?= /
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: deck test install install-system slides run status bench clean distclean check-render
+.PHONY: deck compare test install install-system slides run status bench clean distclean check-render
 
 ## Install --------------------------------------------------------------------------------------------------
 install: install-system $(VENV)/.installed node_modules/.installed
@@ -44,6 +46,13 @@ deck: install
 	@$(MAKE) --no-print-directory slides/dist/index.html slides/deck.pdf
 	@echo "static deck: slides/dist/index.html (present it: make slides)"
 	@echo "PDF: slides/deck.pdf"
+
+# The deck plus the comparison of backbones (not part of make deck): offline the bundled CNN, raw pixels and a
+# randomly initialised ViT-S/16; where the hub answers, DINO ViT-S/16 and DINOv2 ViT-S/14 too.
+compare: install
+	$(EMBDECK) deck --compare "$(COMPARE)" $(if $(IMAGES),--images "$(IMAGES)") $(ARGS)
+	@$(MAKE) --no-print-directory slides/dist/index.html slides/deck.pdf
+	@echo "static deck with the comparison: slides/dist/index.html; PDF: slides/deck.pdf"
 
 # Built only when the deck or its figures changed (embdeck leaves identical files untouched).
 slides/dist/index.html: slides/slides.md $(wildcard slides/public/figures/*) slides/.base-$(subst /,_,$(DECK_BASE))

@@ -1,8 +1,9 @@
 """``python -m bench``: run the benchmark parts, merge their figures into one JSON file, print the table.
 
-Parts: extract, scale (the 70k run), maps (needs the 70k run's embeddings), report and place (both on the 70k
-run's output folder, or the one ``--run`` names), deck. A part run again replaces its own figures and keeps the
-others', so parts can be rerun alone.
+Parts: extract, scale (the 70k run, beside a reference commit's), maps (needs the 70k run's embeddings), report
+and place (both on the 70k run's output folder, or the one ``--run`` names), deck, ray (the Ray engine against the
+local one), compare (what `make compare` adds to the demo deck). A part run again replaces its own figures and
+keeps the others', so parts can be rerun alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import click
 
-PARTS = ("extract", "scale", "maps", "report", "place", "deck")
+PARTS = ("extract", "scale", "maps", "report", "place", "deck", "ray", "compare")
 
 
 @click.command()
@@ -22,14 +23,19 @@ PARTS = ("extract", "scale", "maps", "report", "place", "deck")
 @click.option("--out", default="out/bench", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--full-set", default="data/fashion-mnist-70k", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Where the 70,000 images are (written once).")
+@click.option("--ray-set", default="data/fashion-mnist-10k", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Where the ray part's 10,000 images are (written once).")
+@click.option("--reference", default="512ace4", show_default=True,
+              help="The commit the scale part runs side by side with this code ('' for none).")
 @click.option("--sizes", default="2000,10000,70000", show_default=True, help="N for the maps part.")
 @click.option("--reps", default=3, show_default=True, help="Repetitions (median quoted); 1 at 70k.")
 @click.option("--run", "run_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="The finished run the report and place parts measure (default: the scale part's 70k run).")
 @click.option("--fresh-clone/--no-fresh-clone", default=True, show_default=True,
               help="Time `make deck` in a fresh clone (install included).")
-def main(parts: str, out: Path, full_set: Path, sizes: str, reps: int, run_dir: Path | None, fresh_clone: bool) -> None:
-    from . import common, deck, extraction, maps, place, report, scale, table, targets
+def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, sizes: str, reps: int,
+         run_dir: Path | None, fresh_clone: bool) -> None:
+    from . import common, compare, deck, extraction, maps, place, ray_overhead, report, scale, table, targets
 
     logging.basicConfig(level=logging.WARNING)
     wanted = [p.strip() for p in parts.split(",") if p.strip()]
@@ -49,7 +55,7 @@ def main(parts: str, out: Path, full_set: Path, sizes: str, reps: int, run_dir: 
         if part == "extract":
             results[part] = {**extraction.run(reps=reps), "cpu_flags": results["machine"]["cpu_flags"]}
         elif part == "scale":
-            results[part] = scale.run(full_set.resolve(), scale_out.resolve())
+            results[part] = scale.run(full_set.resolve(), scale_out.resolve(), reference)
         elif part == "maps":
             embeddings = sorted((scale_out / "cache" / "extract").glob("*/embeddings.npy"))
             if not embeddings:
@@ -63,6 +69,10 @@ def main(parts: str, out: Path, full_set: Path, sizes: str, reps: int, run_dir: 
             results[part] = report.run(measured) if part == "report" else place.run(measured)
         elif part == "deck":
             results[part] = deck.run(fresh=fresh_clone)
+        elif part == "ray":
+            results[part] = ray_overhead.run(ray_set.resolve(), (out / "ray-run").resolve())
+        elif part == "compare":
+            results[part] = compare.run()
         results[part]["bench_seconds"] = round(time.perf_counter() - started, 1)
         json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     results["targets"] = targets.evaluate(results)

@@ -101,6 +101,8 @@ def kmeans_row(x: np.ndarray) -> dict:
            "per_k": {str(k): {"silhouette": round(rows["silhouette"][i], 4), "davies_bouldin": round(rows["davies_bouldin"][i], 4),
                               "sse": round(rows["sse"][i], 1)} for i, k in enumerate(ks)},
            "note": "one of the stage's three variants"}
+    if len(x) > cfg.sweep_sample:
+        out["sample_vs_full"] = sample_vs_full(prepared, ks, rows, chosen, cfg)
     if n_init == 1:
         probe = [ks[1], ks[len(ks) // 2], ks[-1]]
         four = sweep(prepared, probe, 4, cfg.silhouette_sample, cfg.seed)
@@ -109,6 +111,26 @@ def kmeans_row(x: np.ndarray) -> dict:
                      "silhouette_delta": round(rows["silhouette"][ks.index(k)] - four["silhouette"][i], 4)}
             for i, k in enumerate(probe)}
     return out
+
+
+def sample_vs_full(prepared: np.ndarray, ks: list[int], full: dict, full_chosen: int, cfg) -> dict:
+    """The stage's sweep on its seeded sample (``clusters.sweep_sample`` images) against the same sweep on all
+    images: each k's silhouette and Davies-Bouldin difference, the SSE per image ratio, and the k each picks."""
+    from pipeline.sampling import sample_indices
+    from pipeline.stages.clusters import choose_k, kneedle, restarts, sweep
+
+    picks = sample_indices(len(prepared), cfg.sweep_sample, cfg.seed)
+    timing, rows = timed(lambda: sweep(prepared[picks], ks, restarts(cfg.n_init, len(picks), cfg.n_init_one_from),
+                                       cfg.silhouette_sample, cfg.seed), 1)
+    chosen, _ = choose_k(ks, rows["silhouette"], rows["davies_bouldin"], kneedle(ks, rows["sse"]))
+    per_k = {str(k): {"silhouette_delta": round(rows["silhouette"][i] - full["silhouette"][i], 4),
+                      "davies_bouldin_delta": round(rows["davies_bouldin"][i] - full["davies_bouldin"][i], 4),
+                      "sse_per_image_ratio": round((rows["sse"][i] / len(picks)) / (full["sse"][i] / len(prepared)), 4)}
+             for i, k in enumerate(ks)}
+    return {"sample": len(picks), "of": len(prepared), **timing, "chosen_k_sample": chosen, "chosen_k_full": full_chosen,
+            "max_abs_silhouette_delta": max(abs(v["silhouette_delta"]) for v in per_k.values()),
+            "max_abs_davies_bouldin_delta": max(abs(v["davies_bouldin_delta"]) for v in per_k.values()),
+            "per_k": per_k}
 
 
 def retrieval_row(x: np.ndarray, reps: int, k: int = 5) -> dict:

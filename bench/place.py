@@ -91,7 +91,7 @@ def refit_tsne(record: dict, union: Path, scratch: Path) -> tuple[np.ndarray, li
 
 def run(out: Path, count: int = HELD_OUT, seed: int = 0) -> dict:
     from pipeline import place as placing
-    from pipeline.record import stage_output
+    from pipeline.registry import stage_output
 
     record = json.loads((out / "run.json").read_text(encoding="utf-8"))
     manifest = json.loads(stage_output(record, "ingest", "manifest").read_text(encoding="utf-8"))

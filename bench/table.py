@@ -80,10 +80,42 @@ def deck_lines(deck: dict) -> list[str]:
 
 
 def scale_lines(scale: dict) -> list[str]:
-    out = [f"### All of Fashion-MNIST: {scale['images']:,} images, `{scale['command']}`", "",
-           f"Wall time {scale['wall_s']} s, peak memory {scale['peak_rss_mb']} MiB, extraction {scale['images_per_s_extract']} images/s.", ""]
-    out += table(["stage", "state", "s", "peak RSS MiB"], [[n, s["state"], s["seconds"], s["peak_rss_mb"]]
-                                                            for n, s in scale["stages"].items()])
+    out = [f"### All of Fashion-MNIST: {scale['images']:,} images, `{scale['command']}`", ""]
+    ref = scale.get("reference")
+    runs = {"this code": scale, **({f"reference {ref['commit']}": ref} if ref else {})}
+    out += table(["run", "wall s", "peak RSS MiB", "extraction images/s", *scale["quality"]],
+                 [[name, r["wall_s"], r["peak_rss_mb"], r["images_per_s_extract"],
+                   *[r["quality"].get(key, "") for key in scale["quality"]]] for name, r in runs.items()])
+    names = list(dict.fromkeys([*scale["stages"], *(ref["stages"] if ref else {})]))
+    out += table(["stage", *[f"{name} s" for name in runs], *[f"{name} MiB" for name in runs]],
+                 [[n, *[r["stages"].get(n, {}).get("seconds", "") for r in runs.values()],
+                   *[r["stages"].get(n, {}).get("peak_rss_mb", "") for r in runs.values()]] for n in names])
+    if ref:
+        out += [f"Speed-up against the reference: {scale['speedup_vs_reference']}x; quality, this code minus the "
+                f"reference: {fmt(scale['quality_delta'])}", ""]
+    return out
+
+
+def ray_lines(ray: dict) -> list[str]:
+    out = [f"### Ray engine against the local engine, one machine ({ray['set']})", ""]
+    rows = [[r["engine"], r["workers"], r["torch_threads"], r["images_per_s"], r.get("steady_images_per_s", ""),
+             r.get("startup_s", ""), r["pass_s"], r["stage_s"]] for r in ray["engines"].values()]
+    out += table(["engine", "model workers", "torch threads each", "images/s (start-up included)",
+                  "images/s once running", "start-up s", "pass s", "extract stage s"], rows)
+    out += ["Ray / local: " + fmt(ray["ray_vs_local"]), ""]
+    return out
+
+
+def compare_lines(compare: dict) -> list[str]:
+    out = ["### What `make compare` adds to the demo deck", "",
+           f"`make deck` {compare['deck_s']} s; then `--compare demo` into the same folder {compare['added_s']} s "
+           f"(ran: {', '.join(compare['stages_ran'])}).", ""]
+    out += table(["stage", "s"], [[name, s] for name, s in compare["per_stage_s"].items()])
+    rows = compare.get("rows") or []
+    if rows:
+        keys = [k for k in rows[0] if isinstance(rows[0][k], (int, float)) and not isinstance(rows[0][k], bool)]
+        out += table(["backbone", "pooling", *keys], [[r.get("backbone", ""), r.get("pooling", ""),
+                                                      *[r.get(k, "") for k in keys]] for r in rows])
     return out
 
 
@@ -116,7 +148,7 @@ def render(results: dict, targets: list[dict]) -> str:
     lines = [f"## embdeck bench — {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
              + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"), ""]
     for part, fn in (("extract", extraction_lines), ("maps", maps_lines), ("scale", scale_lines), ("report", report_lines),
-                     ("place", place_lines), ("deck", deck_lines)):
+                     ("place", place_lines), ("deck", deck_lines), ("ray", ray_lines), ("compare", compare_lines)):
         if part in results:
             lines += fn(results[part])
     lines += ["### Targets", ""]

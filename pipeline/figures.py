@@ -124,3 +124,135 @@ def draw_sizes(sizes: np.ndarray, k: int, path: Path) -> None:
     ax.set_xlabel("images in the cluster")
     ax.set_ylabel("clusters")
     save(fig, path)
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, names: list[str], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix (each true class's predictions), the share printed in each cell."""
+    from sklearn.metrics import confusion_matrix as count
+
+    shares = count(true, predicted, labels=range(len(names)), normalize="true")
+    heatmap(shares, names, names, path, title, xlabel="predicted", ylabel="label")
+
+
+def heatmap(shares: np.ndarray, rows: list[str], columns: list[str], path: Path, title: str, xlabel: str,
+            ylabel: str) -> None:
+    """Shares in [0, 1] as a grid, the value printed in each cell that is not empty."""
+    size = max(4.0, 0.55 * max(len(rows), len(columns)) + 2)
+    fig, ax = plt.subplots(figsize=(size * 1.15, size))
+    draw_shares(ax, shares, rows, columns, title, xlabel, ylabel)
+    save(fig, path)
+
+
+def draw_shares(ax, shares: np.ndarray, rows: list[str], columns: list[str], title: str, xlabel: str,
+                ylabel: str) -> None:
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    if shares.size <= 400:
+        for (r, c), value in np.ndenumerate(shares):
+            if value >= 0.005:
+                ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if value > 0.6 else "#222")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.spines[:].set_visible(False)
+
+
+def composition(levels: dict, labels: list[str], path: Path, shown: int = 20) -> None:
+    """For each level (chosen k, elbow's k): each cluster's images by label, largest clusters first."""
+    fig, axes = plt.subplots(1, len(levels), figsize=(6.2 * len(levels), 5.2), squeeze=False)
+    for ax, (name, level) in zip(axes[0], levels.items()):
+        clusters = level["clusters"][:shown]
+        shares = np.array([[row["labels"].get(label, 0) / row["size"] for label in labels] for row in clusters])
+        rows = [f"#{row['cluster']} ({row['size']})" for row in clusters]
+        more = f", {shown} largest of {len(level['clusters'])}" if len(level["clusters"]) > shown else ""
+        draw_shares(ax, shares, rows, labels, f"k = {level['k']} ({'chosen' if name == 'chosen' else 'elbow'}){more}",
+                    "label", "cluster (images)")
+    fig.suptitle("What each cluster holds: the share of its images with each label", fontweight="bold")
+    save(fig, path)
+
+
+def typical_images(assignment: np.ndarray, features: np.ndarray, thumbs: np.ndarray, path: Path, k: int,
+                   clusters: int = 12, per_cluster: int = 8) -> None:
+    """Without labels: each cluster's most typical images (nearest its centroid), largest clusters first."""
+    sizes = np.bincount(assignment)
+    tiles, captions = [], []
+    for cluster in np.argsort(-sizes, kind="stable")[:clusters]:
+        members = np.flatnonzero(assignment == cluster)
+        centre = features[members].mean(axis=0)
+        order = members[np.argsort(np.linalg.norm(features[members] - centre, axis=1), kind="stable")][:per_cluster]
+        for position in range(per_cluster):
+            tiles.append(thumbs[order[position]] if position < len(order) else np.full_like(thumbs[0], 255))
+            captions.append(f"#{cluster} ({sizes[cluster]})" if position == 0 else "")
+    image_grid(tiles, captions, f"The most typical images of each cluster (k = {k}, largest clusters first)", path,
+               columns=per_cluster, cell=1.1)
+
+
+def label_colours(labels: list[str]) -> tuple[list[str], dict]:
+    """The classes in order and a colour for each: the same classes get the same colours in every panel."""
+    names = sorted(set(labels))
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return names, {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def map_panels(panels: list[tuple[str, np.ndarray]], labels: list[str], title: str, path: Path) -> None:
+    """2-D maps side by side (one per backbone), coloured by label, one legend for all."""
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.7 * rows), squeeze=False)
+    names, colours = label_colours(labels)
+    labelled = 1 < len(names) <= 20
+    label_array = np.asarray(labels)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (caption, coords) in zip(axes.flat, panels):
+        size = max(1.5, min(10.0, 6000.0 / max(len(coords), 1)))
+        if labelled:
+            for name in names:
+                mask = label_array == name
+                ax.scatter(coords[mask, 0], coords[mask, 1], s=size, color=colours[name], label=name, alpha=0.8,
+                           linewidths=0)
+        else:
+            ax.scatter(coords[:, 0], coords[:, 1], s=size, color="#3b6ea5", alpha=0.8, linewidths=0)
+        ax.set_title(caption, fontsize=9)
+    if labelled:
+        handles, legend_names = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, legend_names, loc="lower center", ncol=min(10, len(names)), frameon=False,
+                   markerscale=3, fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout(rect=(0, 0.05 if labelled else 0, 1, 1))
+    save(fig, path)
+
+
+def grouped_bars(groups: list[str], series: dict[str, dict[str, list[float]]], title: str, path: Path) -> None:
+    """One panel per measure; in each, a cluster of bars per group (backbone), one bar per member (pooling) that
+    the group has, centred on the group; a member keeps its colour in every panel.
+
+    ``series``: measure -> {member: values in group order}; NaN where the group lacks the member."""
+    measures = list(series)
+    columns = min(2, len(measures))
+    rows = -(-len(measures) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns + 0.6 * len(groups), 3.3 * rows), squeeze=False)
+    members = list(dict.fromkeys(m for values in series.values() for m in values))
+    colours = {member: plt.get_cmap("tab10")(i % 10) for i, member in enumerate(members)}
+    for ax in axes.flat[len(measures):]:
+        ax.axis("off")
+    for ax, measure in zip(axes.flat, measures):
+        table = series[measure]
+        width = 0.8 / max(1, max(sum(not np.isnan(v[g]) for v in table.values()) for g in range(len(groups))))
+        for g in range(len(groups)):
+            present = [(m, v[g]) for m, v in table.items() if not np.isnan(v[g])]
+            for i, (member, value) in enumerate(present):
+                bar = ax.bar(g + (i - (len(present) - 1) / 2) * width, value, width, color=colours[member])
+                ax.bar_label(bar, labels=[f"{value:.2f}"], fontsize=6, padding=1)
+        ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right", fontsize=8)
+        ax.set_title(measure, fontsize=10)
+        low = np.nanmin([v for values in table.values() for v in values] + [0.0])
+        ax.set_ylim(min(0.0, low) * 1.1, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[m]) for m in members]
+    fig.legend(handles, members, loc="lower center", ncol=len(members), frameon=False, fontsize=8)
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    save(fig, path)

@@ -1,6 +1,7 @@
 """Reading one image file into an 8-bit RGB array, whatever its format, depth or channel layout.
 
-Bytes are read by Python and decoded by OpenCV's ``imdecode`` so that any path (unicode, spaces) works.
+Bytes are read by Python (a local file, or a file on shared storage or an object store: ``storage``) and
+decoded by OpenCV's ``imdecode`` so that any path (unicode, spaces) works.
 The header is checked first (with Pillow, which reads it without decoding) so that a decompression bomb is
 refused before any pixel memory is allocated.
 """
@@ -14,6 +15,8 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 31))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from . import storage  # noqa: E402
 
 Image.MAX_IMAGE_PIXELS = None  # we apply our own limit below, with our own message
 
@@ -95,10 +98,9 @@ def decode_rgb(data: bytes, max_pixels: int) -> np.ndarray:
     return to_rgb(image)
 
 
-def read_rgb(path: str | os.PathLike, max_pixels: int = 100_000_000) -> np.ndarray:
+def read_rgb(path: "str | os.PathLike | storage.StoredPath", max_pixels: int = 100_000_000) -> np.ndarray:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = storage.read_bytes(path)
     except OSError as exc:
         raise ImageReadError(f"unreadable: {exc.strerror or exc}") from None
     return decode_rgb(data, max_pixels)

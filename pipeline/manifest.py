@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .storage import Location, location
 
 if TYPE_CHECKING:
     from .stage import StageContext
 
 
-def read_manifest(ctx: "StageContext") -> tuple[list[dict], Path]:
-    """For stages downstream of ingest: the manifest, and the folder its paths are relative to."""
-    return ctx.load_json("ingest", "manifest"), Path(ctx.summary("ingest")["folder"])
+def read_manifest(ctx: "StageContext") -> tuple[list[dict], Location]:
+    """For stages downstream of ingest: the manifest, and the folder its paths are relative to (a local
+    ``Path``, or a ``storage.StoredPath`` for a URI; ``folder / path`` reads the same way for both)."""
+    return ctx.load_json("ingest", "manifest"), location(ctx.summary("ingest")["folder"])
 
 
 def manifest_labels(manifest: list[dict]) -> list[str]:

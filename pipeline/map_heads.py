@@ -8,6 +8,9 @@ folded in as a layer) and an MLP. Two ways to train it:
   1 / (1 + a d^(2b)); edges sampled by weight are pulled together and random pairs (negative sampling)
   pushed apart, by binary cross-entropy.
 * ``train_tsne_regressor``: the seed's MLP (in -> 256 -> ReLU -> 2), regressing t-SNE coordinates.
+
+Both train on ``device`` (the CPU, CUDA or Apple's MPS). Their random draws (edges, negatives, shuffles) are
+made on the CPU with one seeded generator whatever the device, so a seed draws the same samples everywhere.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ def seeded(seed: int) -> torch.Generator:
 
 def train_umap_encoder(head: MapHead, x: torch.Tensor, graph: tuple[np.ndarray, np.ndarray, np.ndarray],
                        min_dist: float, epochs: int, batch_size: int, negatives: int, lr: float, seed: int,
-                       edges_per_epoch: int = 0) -> list[float]:
+                       edges_per_epoch: int = 0, device: torch.device = torch.device("cpu")) -> list[float]:
     """Fit ``head`` with the UMAP objective on ``graph`` (heads, tails, weights over the rows of ``x``, the
     training images already through ``head.project``); returns the loss per epoch.
 
@@ -98,6 +101,8 @@ def train_umap_encoder(head: MapHead, x: torch.Tensor, graph: tuple[np.ndarray, 
     generator = seeded(seed)
     heads, tails, weights = graph
     a, b = umap_ab(min_dist)
+    head.to(device)
+    x = x.to(device)
     probs = torch.as_tensor(weights / weights.sum())
     heads_t, tails_t = torch.as_tensor(heads, dtype=torch.long), torch.as_tensor(tails, dtype=torch.long)
     optimiser = torch.optim.Adam(head.parameters(), lr=lr)
@@ -113,7 +118,8 @@ def train_umap_encoder(head: MapHead, x: torch.Tensor, graph: tuple[np.ndarray, 
             neg_j = torch.randint(0, len(x), (len(neg_i),), generator=generator)
             # Map each image once per step, however many pairs it is in.
             rows, where = torch.unique(torch.cat([i, j, neg_j]), return_inverse=True)
-            points = head.from_projected(x[rows])
+            points = head.from_projected(x[rows.to(device)])
+            where = where.to(device)
             wi, wj, wn = where[: len(i)], where[len(i): 2 * len(i)], where[2 * len(i):]
             loss = umap_loss(points[wi], points[wj], points[wi.repeat(negatives)], points[wn], a, b)
             optimiser.zero_grad()
@@ -125,14 +131,17 @@ def train_umap_encoder(head: MapHead, x: torch.Tensor, graph: tuple[np.ndarray, 
 
 
 def train_tsne_regressor(head: MapHead, x: torch.Tensor, targets: np.ndarray, epochs: int, batch_size: int,
-                         lr: float, seed: int, images_per_epoch: int = 0) -> list[float]:
+                         lr: float, seed: int, images_per_epoch: int = 0, device: torch.device = torch.device("cpu")
+                         ) -> list[float]:
     """Fit ``head`` to reproduce ``targets`` (t-SNE coordinates of the rows of ``x``, the training images
     already through ``head.project``) by mean squared error; an epoch is a seeded shuffle of all of them, or of
     ``images_per_epoch`` of them when that is smaller (the time then stops growing with the set)."""
     generator = seeded(seed)
     scale = float(np.sqrt((targets ** 2).sum(axis=1).mean()))  # train on unit-scale targets, map back
+    head.to(device)
     head.scale.fill_(scale)
-    y = torch.as_tensor(targets, dtype=torch.float32)
+    x = x.to(device)
+    y = torch.as_tensor(targets, dtype=torch.float32, device=device)
     optimiser = torch.optim.Adam(head.parameters(), lr=lr)
     per_epoch = min(len(x), images_per_epoch) if images_per_epoch > 0 else len(x)
     history = []
@@ -140,7 +149,7 @@ def train_tsne_regressor(head: MapHead, x: torch.Tensor, targets: np.ndarray, ep
         order = torch.randperm(len(x), generator=generator)[:per_epoch]
         total = 0.0
         for start in range(0, per_epoch, batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start:start + batch_size].to(device)
             loss = (((head.from_projected(x[batch]) - y[batch]) / scale) ** 2).sum(dim=1).mean()
             optimiser.zero_grad()
             loss.backward()

@@ -47,10 +47,8 @@ def as_rows(block: np.ndarray, unit: bool) -> np.ndarray:
     return np.asarray(normalise(block) if unit else block, np.float64)
 
 
-def fit(x: np.ndarray, n_components: int | None = None, rows: np.ndarray | None = None, unit: bool = False
-        ) -> FittedPca:
-    """PCA of ``x`` (or of the rows ``rows`` of it), keeping ``n_components`` (None: min(N, D)); ``unit``
-    scales each row to unit length first."""
+def covariance(x: np.ndarray, rows: np.ndarray | None, unit: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mean, covariance, count) of the rows of ``x`` (or its ``rows``), in float64, block by block."""
     n = len(x) if rows is None else len(rows)
     d = x.shape[1]
 
@@ -62,7 +60,16 @@ def fit(x: np.ndarray, n_components: int | None = None, rows: np.ndarray | None 
     for part in blocks(n):  # a second pass, on centred rows: no cancellation between large sums
         centred = block_of(part) - mean
         scatter += centred.T @ centred
-    covariance = scatter / max(n - 1, 1)
+    return mean, scatter / max(n - 1, 1), n
+
+
+def fit(x: np.ndarray, n_components: int | None = None, rows: np.ndarray | None = None, unit: bool = False,
+        moments=covariance) -> FittedPca:
+    """PCA of ``x`` (or of the rows ``rows`` of it), keeping ``n_components`` (None: min(N, D)); ``unit``
+    scales each row to unit length first. ``moments`` computes (mean, covariance, count): this module's,
+    or ``accel.covariance`` bound to a GPU."""
+    mean, covariance, n = moments(x, rows, unit)
+    d = x.shape[1]
     values, vectors = np.linalg.eigh(covariance)
     order = np.argsort(values)[::-1]
     values, components = np.maximum(values[order], 0.0), vectors[:, order].T
@@ -74,9 +81,10 @@ def fit(x: np.ndarray, n_components: int | None = None, rows: np.ndarray | None 
     return FittedPca(mean, components[:keep], values[:keep], ratio[:keep], unit)
 
 
-def fit_pca(embeddings: np.ndarray, n_components: int, whiten: bool) -> tuple[np.ndarray, np.ndarray]:
+def fit_pca(embeddings: np.ndarray, n_components: int, whiten: bool, moments=covariance
+            ) -> tuple[np.ndarray, np.ndarray]:
     """(projection onto the first k components, explained-variance ratio of every component)."""
-    pca = fit(embeddings)
+    pca = fit(embeddings, moments=moments)
     k = min(n_components, *embeddings.shape)
     return pca.transform(embeddings, k, whiten), pca.ratio
 
@@ -86,9 +94,9 @@ def components_for(ratio: np.ndarray, share: float) -> int:
     return int(np.searchsorted(np.cumsum(ratio), share - 1e-12) + 1)
 
 
-def reduce(features: np.ndarray, dims: int, unit: bool = False) -> np.ndarray:
+def reduce(features: np.ndarray, dims: int, unit: bool = False, moments=covariance) -> np.ndarray:
     """``features`` (each row at unit length first, if asked) reduced to at most ``dims`` principal components."""
-    return fit(features, dims, unit=unit).transform(features)
+    return fit(features, dims, unit=unit, moments=moments).transform(features)
 
 
 def scaled_projection(train: np.ndarray, dims: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

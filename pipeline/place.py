@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import StageError, write_json_atomic
-from .record import stage_output
+from .registry import stage_output
 
 
 PLACED = "placed"

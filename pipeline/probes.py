@@ -1,4 +1,5 @@
-"""How well frozen features predict labels: the k-NN probe and the linear probe, cross-validated.
+"""How well frozen features predict labels: the k-NN probe and the linear probe, cross-validated, and the
+raw-pixel baseline's features.
 
 The DINO papers report these two side by side. Both are torch-free and take features and labels only, so
 any stage (retrieval, findings, a backbone comparison) can use them.
@@ -24,17 +25,25 @@ def knn_predict(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, k
     return vote(votes, np.ones(votes.shape, bool), int(train_labels.max()) + 1)
 
 
-def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int) -> tuple[float, int]:
-    """Cross-validated k-NN accuracy (cosine) and the number of folds used (bounded by the smallest class)."""
+def folds_of(labels: np.ndarray, folds: int, seed: int) -> tuple[np.ndarray, list, int]:
+    """(label codes, seeded stratified train/test splits, folds used); no splits below 2 usable folds."""
     from sklearn.model_selection import StratifiedKFold
 
     _, codes = np.unique(labels, return_inverse=True)
     folds = usable_folds(codes, folds)
     if folds < 2:
-        return float("nan"), folds
+        return codes, [], folds
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return codes, list(splitter.split(np.zeros(len(codes)), codes)), folds
+
+
+def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int) -> tuple[float, int]:
+    """Cross-validated k-NN accuracy (cosine) and the number of folds used (bounded by the smallest class)."""
+    codes, splits, folds = folds_of(labels, folds, seed)
+    if not splits:
+        return float("nan"), folds
     scores = [float((knn_predict(features[train], codes[train], features[test], k) == codes[test]).mean())
-              for train, test in splitter.split(features, codes)]
+              for train, test in splits]
     return float(np.mean(scores)), folds
 
 
@@ -49,6 +58,16 @@ def first_usable(allowed: np.ndarray, k: int) -> np.ndarray:
     return allowed & (np.cumsum(allowed, axis=1) <= k)
 
 
+def fold_of(codes: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each image's fold in a seeded stratified split (the same split for every probe of a run)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    fold = np.empty(len(codes), np.int64)
+    for number, (_, test) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(codes, codes)):
+        fold[test] = number
+    return fold
+
+
 def knn_from_graph(idx: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int) -> dict:
     """k-NN accuracy read from the neighbour graph (cosine), two ways:
 
@@ -57,8 +76,6 @@ def knn_from_graph(idx: np.ndarray, labels: np.ndarray, k: int, folds: int, seed
       fold vote, exactly what searching the other folds would give, as long as the graph lists k of them
       (``short_rows`` counts images where it did not and fewer voted).
     """
-    from sklearn.model_selection import StratifiedKFold
-
     names, codes = np.unique(labels, return_inverse=True)
     neighbour_codes = codes[idx]
     everyone = np.ones(idx.shape, bool)
@@ -67,11 +84,71 @@ def knn_from_graph(idx: np.ndarray, labels: np.ndarray, k: int, folds: int, seed
     used = usable_folds(codes, folds)
     if used < 2:
         return {**result, "folds": float("nan"), "folds_used": used, "short_rows": 0}
-    fold = np.empty(len(codes), np.int64)
-    for number, (_, test) in enumerate(StratifiedKFold(used, shuffle=True, random_state=seed).split(codes, codes)):
-        fold[test] = number
-    outside = fold[idx] != fold[:, None]
-    usable = first_usable(outside, k)
+    fold = fold_of(codes, used, seed)
+    usable = first_usable(fold[idx] != fold[:, None], k)
     predicted = vote(neighbour_codes, usable, len(names))
     return {**result, "folds": float((predicted == codes).mean()), "folds_used": used,
-            "short_rows": int((usable.sum(axis=1) < k).sum())}
+            "short_rows": int((usable.sum(axis=1) < k).sum()), "predicted": predicted}
+
+
+def out_of_fold_probabilities(idx: np.ndarray, codes: np.ndarray, classes: int, k: int, fold: np.ndarray) -> np.ndarray:
+    """Each image's class probabilities from its ``k`` nearest neighbours outside its own fold (their label
+    shares, lightly smoothed so no class is impossible): the out-of-fold predictions cleanlab expects."""
+    usable = first_usable(fold[idx] != fold[:, None], k)
+    neighbour_codes = codes[idx]
+    counts = np.stack([((neighbour_codes == c) & usable).sum(axis=1) for c in range(classes)], axis=1)
+    smoothed = counts + 1.0 / classes
+    return smoothed / smoothed.sum(axis=1, keepdims=True)
+
+
+def linear_probe(features: np.ndarray, codes: np.ndarray, fold: np.ndarray, max_train: int, seed: int,
+                 c: float = 1.0, max_iter: int = 1000) -> dict:
+    """Cross-validated accuracy of logistic regression on the frozen, standardised features (the DINO papers'
+    linear probe), on the same folds as the k-NN probe. Each fold trains on at most ``max_train`` of its
+    training images (a seeded sample) and is tested on all of its own; the predictions come back per image."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .sampling import sample_of
+
+    predicted = np.empty(len(codes), np.int64)
+    trained, converged = [], True
+    for number in range(int(fold.max()) + 1):
+        train = sample_of(np.flatnonzero(fold != number), max_train, seed + number)
+        test = np.flatnonzero(fold == number)
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            model.fit(np.asarray(features[train], np.float32), codes[train])
+        converged &= not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        predicted[test] = model.predict(np.asarray(features[test], np.float32))
+        trained.append(len(train))
+    return {"accuracy": float((predicted == codes).mean()), "predicted": predicted, "train_images": max(trained),
+            "converged": converged}
+
+
+def linear_probe_accuracy(features: np.ndarray, labels: np.ndarray, folds: int, seed: int, c: float = 1.0,
+                          max_iter: int = 1000) -> dict:
+    """The linear probe on labels as given: accuracy over seeded stratified folds (bounded by the smallest
+    class), the folds used and whether every fit converged within ``max_iter``."""
+    _, codes = np.unique(labels, return_inverse=True)
+    used = usable_folds(codes, folds)
+    if used < 2:
+        return {"accuracy": float("nan"), "folds": used, "converged": True}
+    found = linear_probe(features, codes, fold_of(codes, used, seed), len(codes), seed, c, max_iter)
+    return {"accuracy": found["accuracy"], "folds": used, "converged": found["converged"]}
+
+
+def raw_pixels(pixels: np.ndarray) -> np.ndarray:
+    """Each image's kept small copy (N, p, p, 3) uint8, flattened to [0, 1]; one channel when every image is grey.
+
+    Repeating a grey channel three times scales every dot product and norm alike, so the cosines (and the
+    k-NN result) are exactly those of the grey pixels, at a third of the search cost.
+    """
+    if (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 0] == pixels[..., 2]).all():
+        pixels = pixels[..., :1]
+    return pixels.reshape(len(pixels), -1).astype(np.float32) / 255.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
@@ -14,7 +13,7 @@ if TYPE_CHECKING:
     from .config import Config
 
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "opencv-python-headless", "pillow",
-             "umap-learn", "openTSNE", "faiss-cpu", "matplotlib", "jinja2", "huggingface_hub")
+             "umap-learn", "openTSNE", "faiss-cpu", "matplotlib", "jinja2", "huggingface_hub", "ray", "pyarrow")
 
 
 def versions() -> dict:
@@ -39,21 +38,18 @@ def build_record(cfg: "Config", result: dict, seconds: float) -> dict:
         "input": {"folder": ingest.get("folder"), "images": ingest.get("images"),
                   "manifest_hash": ingest.get("manifest_hash")},
         "backbone": extract.get("backbone"),
+        # Which engine made the embeddings (a cached run: the one that made the cached outputs) and on how many
+        # model workers; the extract summary holds the rest (the Ray cluster's nodes, CPUs, GPUs, start-up).
+        "extraction": {"engine": extract.get("engine"), "workers": extract.get("workers"),
+                       "device": extract.get("device")},
         "versions": versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
         "stages": result["stages"],
         "not_run": {name: stage["reason"] for name, stage in result["stages"].items() if "reason" in stage},
+        "off": result.get("off", {}),  # stages that do not apply to this config, and why
         "summaries": summaries,
         "pipeline_seconds": round(seconds, 3),
     }
-
-
-def stage_output(record: dict, stage: str, key: str) -> Path:
-    """Where the cache entry this run used keeps a stage's declared output ``key``."""
-    from .registry import STAGES
-
-    declared = next(s for s in STAGES if s.name == stage)
-    return Path(record["stages"][stage]["dir"]) / declared.outputs[key]
 
 
 def write_record(path, record: dict) -> None:

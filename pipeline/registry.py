@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .stage import SUMMARY, Stage
-from .stages import (clusters, export, extract, fidelity, gallery, ingest, neighbours, parametric, patches, pca,
-                     retrieval, tsne, umap)
+from .stages import (classes, clusters, compare, export, extract, fidelity, findings, gallery, ingest, neighbours,
+                     parametric, patches, pca, retrieval, tsne, umap)
 
 STAGES: list[Stage] = [
     ingest.STAGE, extract.STAGE, pca.STAGE, neighbours.STAGE, tsne.STAGE, umap.STAGE, parametric.STAGE,
-    clusters.STAGE, patches.STAGE, retrieval.STAGE, export.STAGE, fidelity.STAGE, gallery.STAGE,
+    clusters.STAGE, patches.STAGE, retrieval.STAGE, classes.STAGE, findings.STAGE, export.STAGE, fidelity.STAGE,
+    gallery.STAGE, compare.STAGE,
 ]
+
+
+def stage_output(record: dict, stage: str, key: str) -> Path:
+    """Where the cache entry this run used keeps a stage's declared output ``key``."""
+    declared = next(s for s in STAGES if s.name == stage)
+    return Path(record["stages"][stage]["dir"]) / declared.outputs[key]
+
+
+def first_line(func, lower: bool = False) -> str:
+    """The first line of a declared function's docstring: what the graph says of it."""
+    line = ((func.__doc__ or "").strip().splitlines() or [""])[0] if func else ""
+    return (line[:1].lower() + line[1:]).rstrip(".") if lower else line
 
 
 def describe(stages: list[Stage]) -> str:
@@ -18,14 +33,18 @@ def describe(stages: list[Stage]) -> str:
     for stage in stages:
         reads = [item for item in stage.inputs if not item.endswith(f".{SUMMARY}")]
         summaries = [item.split(".")[0] for item in stage.inputs if item.endswith(f".{SUMMARY}")]
-        outside = ((stage.fingerprint.__doc__ or "").strip().splitlines() or [""])[0] if stage.fingerprint else ""
+        outside = first_line(stage.fingerprint)
         lines.append(f"{stage.name}  ({stage.module.rsplit('.', 1)[-1]}.py)")
+        if stage.off_when:
+            lines.append(f"  runs: {first_line(stage.off_when, lower=True)}")
         if outside:
             lines.append(f"  reads outside: {outside}")
         if reads:
             lines.append(f"  inputs:  {', '.join(reads)}")
         if summaries:
             lines.append(f"  summaries: {', '.join(summaries)}")
+        if stage.variants:
+            lines.append(f"  per variant: {', '.join(stage.variants.inputs)} ({first_line(stage.variants.configs, True)})")
         if stage.optional:
             lines.append(f"  can do without: {', '.join(stage.optional)}")
         derived = f" (and {stage.derived.__doc__.split(':')[0].strip()})" if stage.derived else ""

@@ -1,10 +1,11 @@
 """A small stage runner: cache keys, atomic outputs, a lock file and a status report.
 
-Each stage's key hashes its config sections, its code (the source of every project module it runs, found
-from the import graph by ``codegraph``), what it read from outside (its fingerprint: the image folder
-listing, the backbone weights) and the hashes of the upstream outputs it declares as inputs (each file, or
-an upstream summary). Keying on upstream outputs rather than upstream keys means a stage that reruns but
-produces the same bytes in the files a stage reads does not
+Each stage's key hashes its config sections (less the settings declared ``keyed=False``: how a stage
+runs, not what it computes, such as the extraction engine), its code (the source of every project module
+it runs, found from the import graph by ``codegraph``), what it read from outside (its fingerprint: the
+image folder listing, the backbone weights) and the hashes of the upstream outputs it declares as inputs
+(each file, or an upstream summary). Keying on upstream outputs rather than upstream keys means a stage that
+reruns but produces the same bytes in the files a stage reads does not
 invalidate what follows (as DVC does).
 
 A finished stage lives in ``<out>/cache/<stage>/<key>/``. It is written to a ``.tmp-*`` sibling first,
@@ -51,13 +52,26 @@ class Plan:
     key: str | None  # None while an upstream stage is stale (its outputs are not known yet)
     reasons: list[str]
     record: dict
+    off: str = ""  # why the stage does not apply to this config
+
+
+@dataclass
+class VariantRun:
+    """A stage's upstream outputs per variant config: what its key and its context need."""
+
+    hashes: dict[str, str]  # "extract@label" -> output hash
+    dirs: dict[str, dict[str, Path]]
+    summaries: dict[str, dict[str, dict]]
+    results: dict[str, dict]  # "extract@label" -> the sub-run's result for the run record
 
 
 class Runner:
     """Runs stages in order, skipping those whose key matches a finished cache entry."""
 
-    def __init__(self, cfg: "Config", stages: list[Stage], code_root: Path = codegraph.DEFAULT_ROOT):
+    def __init__(self, cfg: "Config", stages: list[Stage], code_root: Path = codegraph.DEFAULT_ROOT,
+                 record_lock: bool = True):
         self.cfg = cfg
+        self.record_lock = record_lock  # a variant's sub-run shares the cache but must not rewrite the lock file
         self.stages = {stage.name: stage for stage in stages}
         self.order = [stage.name for stage in stages]
         for stage in stages:
@@ -89,7 +103,7 @@ class Runner:
             return None
         if meta.get("key") != key:
             return None
-        if not all((entry / out).is_file() for out in self.stages[name].outputs.values()):
+        if not all((entry / out).is_file() for out in self.stages[name].required_outputs):
             return None
         return meta
 
@@ -110,13 +124,13 @@ class Runner:
             elif key == SUMMARY:
                 found[item] = hash_json(meta["summary"])
             else:
-                found[item] = meta["files"][self.stages[dep].outputs[key]]
+                found[item] = meta["files"].get(self.stages[dep].outputs[key], "absent")
         return found
 
     def key_record(self, stage: Stage, upstream_hashes: dict[str, str]) -> dict:
         return {
             "stage": stage.name,
-            "params": {section: self.cfg.section(section) for section in stage.params}
+            "params": {section: self.cfg.key_section(section) for section in stage.params}
             | ({"derived": stage.derived(self.cfg)} if stage.derived else {}),
             "code": self.code(stage),
             "fingerprint": self.fingerprint(stage),
@@ -135,8 +149,15 @@ class Runner:
         plans: dict[str, Plan] = {}
         for name in self.order:
             stage = self.stages[name]
+            off = stage.off_when(self.cfg) if stage.off_when else ""
+            if off:
+                plans[name] = Plan(stage, None, [], {}, off)
+                continue
             reasons: list[str] = []
             metas = {}
+            variant_hashes: dict[str, str] = {}
+            if stage.variants:
+                variant_hashes, reasons = self.plan_variants(stage)
             for dep in stage.deps:
                 dep_plan = plans[dep]
                 metas[dep] = self.finished_meta(dep, dep_plan.key) if dep_plan.key else None
@@ -146,7 +167,7 @@ class Runner:
                 own = explain_change(lock[name], self.key_record(stage, {})) if name in lock else []
                 plans[name] = Plan(stage, None, own + reasons, {})
                 continue
-            record = self.key_record(stage, self.input_hashes(stage, metas))
+            record = self.key_record(stage, {**variant_hashes, **self.input_hashes(stage, metas)})
             key = hash_json(record)
             if self.finished_meta(name, key) is None:
                 reasons = explain_change(lock.get(name), record) or ["no finished output for this key"]
@@ -165,22 +186,37 @@ class Runner:
         metas: dict[str, dict] = {}
         summaries: dict[str, dict] = {}
         dirs: dict[str, Path] = {}
+        off: dict[str, str] = {}
         for name in wanted:
             stage = self.stages[name]
+            if stage.off_when and stage.off_when(self.cfg):
+                off[name] = stage.off_when(self.cfg)
+                continue
             blocked = [dep for dep in stage.deps if dep not in metas and dep not in stage.optional]
             if blocked:
                 results[name] = {"state": "skipped", "reason": f"needs {blocked[0]}, which could not run"}
                 log.warning("%-8s skipped: %s", name, results[name]["reason"])
                 continue
             present = [dep for dep in stage.deps if dep in metas]
-            record = self.key_record(stage, self.input_hashes(stage, metas))
+            try:
+                variants = self.run_variants(stage) if stage.variants else VariantRun({}, {}, {}, {})
+            except Exception as exc:  # noqa: BLE001 - as a failure of the stage itself
+                if stage.essential:
+                    raise
+                results[name] = {"state": "failed", "reason": str(exc) if isinstance(exc, StageError)
+                                 else f"{type(exc).__name__}: {exc}"}
+                log.warning("%-8s could not run: %s", name, results[name]["reason"])
+                continue
+            results.update(variants.results)
+            record = self.key_record(stage, {**variants.hashes, **self.input_hashes(stage, metas)})
             key = hash_json(record)
             meta = self.finished_meta(name, key)
             rerun = force and (only is None or name == only)
             if meta is None or rerun:
-                ctx = StageContext(self.cfg, stage, Path(), {d: dirs[d] for d in present},
-                                   {d: self.stages[d] for d in stage.deps}, {d: summaries[d] for d in present},
-                                   self.fingerprint(stage))
+                declared = {d: self.stages[d] for d in (*stage.deps, *(stage.variants.deps if stage.variants else ()))}
+                ctx = StageContext(self.cfg, stage, Path(), {d: dirs[d] for d in present}, declared,
+                                   {d: summaries[d] for d in present}, self.fingerprint(stage),
+                                   variants.dirs, variants.summaries)
                 try:
                     meta = self.execute(stage, key, record, ctx)
                 except Exception as exc:  # noqa: BLE001 - an analysis that fails must not take the deck with it
@@ -202,7 +238,43 @@ class Runner:
                              "peak_rss_mb": meta.get("peak_rss_mb"),
                              "dir": str(self.entry_dir(name, key))}
             self.update_lock(name, record, key, meta)
-        return {"stages": results, "summaries": summaries}
+        return {"stages": results, "summaries": summaries, "off": off}
+
+    # -- variants -------------------------------------------------------------------------------------------
+    def variant_runner(self, stage: Stage, cfg: "Config") -> "Runner":
+        """A runner over the stages a variant's inputs need, under the variant's config and this cache."""
+        needed: set[str] = set()
+        for dep in stage.variants.deps:
+            needed.update(self.ancestors(dep))
+        return Runner(cfg, [self.stages[n] for n in self.order if n in needed], self.code_root, record_lock=False)
+
+    def run_variants(self, stage: Stage) -> VariantRun:
+        """Run (or find cached) the variant inputs' stages for every variant config of ``stage``."""
+        found = VariantRun({}, {}, {}, {})
+        for label, cfg in stage.variants.configs(self.cfg).items():
+            log.info("%-8s variant %s", stage.name, label)
+            result = self.variant_runner(stage, cfg).run()
+            found.dirs[label], found.summaries[label] = {}, {}
+            for dep in stage.variants.deps:
+                ran = result["stages"][dep]
+                found.results[f"{dep}@{label}"] = ran
+                found.dirs[label][dep] = Path(ran["dir"])
+                found.summaries[label][dep] = result["summaries"][dep]
+                found.hashes[f"{dep}@{label}"] = self.finished_meta(dep, ran["key"])["output_hash"]
+        return found
+
+    def plan_variants(self, stage: Stage) -> tuple[dict[str, str], list[str]]:
+        """Output hashes of the variants' finished inputs, and why the others are stale, without running."""
+        hashes, reasons = {}, []
+        for label, cfg in stage.variants.configs(self.cfg).items():
+            plans = {plan.stage.name: plan for plan in self.variant_runner(stage, cfg).plan()}
+            for dep in stage.variants.deps:
+                meta = self.finished_meta(dep, plans[dep].key) if plans[dep].key else None
+                if meta is None:
+                    reasons.append(f"{dep}@{label} is stale")
+                else:
+                    hashes[f"{dep}@{label}"] = meta["output_hash"]
+        return hashes, reasons
 
     def ancestors(self, name: str) -> list[str]:
         needed, stack = set(), [name]
@@ -226,7 +298,7 @@ class Runner:
             # Round-trip through JSON as meta.json stores it, so a fresh summary and a cached one are the
             # same object (key order included) and render the same deck.
             summary = json.loads(json.dumps(stage.run(ctx) or {}, sort_keys=True, default=str))
-            missing = [out for out in stage.outputs.values() if not (tmp / out).is_file()]
+            missing = [out for out in stage.required_outputs if not (tmp / out).is_file()]
             if missing:
                 raise RuntimeError(f"stage {stage.name} did not write {', '.join(missing)}")
             seconds = time.perf_counter() - started
@@ -253,6 +325,8 @@ class Runner:
         return meta
 
     def update_lock(self, name: str, record: dict, key: str, meta: dict) -> None:
+        if not self.record_lock:
+            return
         lock = self.read_lock()
         lock.setdefault("stages", {})[name] = {
             "key": key,
@@ -315,8 +389,8 @@ def explain_change(previous: dict | None, record: dict) -> list[str]:
 
 
 def check_declaration(stage: Stage, stages: dict[str, Stage], order: list[str]) -> None:
-    """Every input names an output (or the summary) of a stage that runs before this one."""
-    for item in stage.inputs:
+    """Every input (per variant too) names an output (or the summary) of a stage that runs before this one."""
+    for item in (*stage.inputs, *(stage.variants.inputs if stage.variants else ())):
         dep, _, key = item.partition(".")
         if dep not in stages or order.index(dep) > order.index(stage.name):
             raise ValueError(f"stage {stage.name} reads {item}, but {dep} is not a stage listed before it")

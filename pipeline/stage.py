@@ -23,6 +23,21 @@ SUMMARY = "summary"
 
 
 @dataclass(frozen=True)
+class Variants:
+    """Upstream outputs a stage reads once per variant of the config (a backbone comparison reads ``extract``
+    once per backbone). ``configs`` derives the variant configs from the run's, by label; the runner runs the
+    upstream stages for each under the same cache (so each variant is cached apart, and one equal to the run's
+    own config reuses its entry) and keys the stage on their output hashes."""
+
+    configs: Callable[["Config"], dict[str, "Config"]]
+    inputs: tuple[str, ...]  # "stage.output" or "stage.summary", read per variant
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(item.split(".", 1)[0] for item in self.inputs))
+
+
+@dataclass(frozen=True)
 class Stage:
     """One step of the pipeline, declared: what it reads, which settings, what it writes."""
 
@@ -32,10 +47,13 @@ class Stage:
     params: tuple[str, ...] = ()  # config sections (or top-level keys) it reads
     derived: Callable[["Config"], dict] | None = None  # settings it computes from other sections (in its key)
     outputs: dict[str, str] = field(default_factory=dict)  # key -> file name inside its cache entry
+    optional_outputs: tuple[str, ...] = ()  # output keys it writes only when it can (the rest are checked)
     fingerprint: Callable[["Config"], dict] | None = None  # what it reads from outside the pipeline
     extra_code: tuple[str, ...] = ()  # files (relative to the repository) that shape its numbers but are not imports
     essential: bool = False  # its failure stops the run; any other stage's failure is reported and skipped
     optional: tuple[str, ...] = ()  # upstream stages it can do without (it checks ``ctx.has``)
+    variants: Variants | None = None
+    off_when: Callable[["Config"], str] | None = None  # why the stage does not apply to a config ("" when it does)
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -50,6 +68,10 @@ class Stage:
     def figures(self) -> dict[str, str]:
         return {key: name for key, name in self.outputs.items() if name.endswith(".png")}
 
+    @property
+    def required_outputs(self) -> list[str]:
+        return [name for key, name in self.outputs.items() if key not in self.optional_outputs]
+
 
 @dataclass
 class StageContext:
@@ -62,6 +84,8 @@ class StageContext:
     declared: dict[str, Stage]  # stage -> declaration, for resolving ``stage.key`` to a file
     summaries: dict[str, dict]
     fingerprint: dict = field(default_factory=dict)
+    variant_dirs: dict[str, dict[str, Path]] = field(default_factory=dict)  # label -> {stage: cache entry}
+    variant_summaries: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     def has(self, stage: str) -> bool:
         """Whether an (optional) upstream stage ran and its outputs can be read."""
@@ -86,6 +110,28 @@ class StageContext:
         import json
 
         return json.loads(self.path(stage, key).read_text(encoding="utf-8"))
+
+    def variant_labels(self) -> list[str]:
+        return list(self.variant_dirs)
+
+    def _check_variant(self, stage: str, key: str) -> None:
+        if self.stage.variants is None or f"{stage}.{key}" not in self.stage.variants.inputs:
+            raise KeyError(f"stage {self.stage.name} reads {stage}.{key} per variant but does not declare it")
+
+    def variant_summary(self, label: str, stage: str) -> dict:
+        self._check_variant(stage, SUMMARY)
+        return self.variant_summaries[label][stage]
+
+    def load_variant_npy(self, label: str, stage: str, key: str, mmap: bool = False) -> np.ndarray:
+        self._check_variant(stage, key)
+        return artifacts.load_npy(self.variant_dirs[label][stage] / self.declared[stage].outputs[key], mmap=mmap)
+
+    def variant_json(self, label: str, stage: str, key: str):
+        import json
+
+        self._check_variant(stage, key)
+        path = self.variant_dirs[label][stage] / self.declared[stage].outputs[key]
+        return json.loads(path.read_text(encoding="utf-8"))
 
     def output(self, key: str) -> Path:
         """Where this stage writes its declared output ``key``."""

@@ -16,7 +16,7 @@ import numpy as np
 from pipeline import map_data
 from pipeline.artifacts import load_npy
 from pipeline.place import PLACED
-from pipeline.record import stage_output
+from pipeline.registry import stage_output
 
 from .render import copy_if_changed, write_if_changed
 

@@ -54,9 +54,25 @@ def copy_figures(record: dict, dest: Path) -> dict[str, dict[str, str]]:
         if "dir" not in ran:
             continue
         for key, name in stage.figures.items():
-            copy_if_changed(Path(ran["dir"]) / name, dest / name)
-            names.setdefault(stage.name, {})[key] = name
+            if (Path(ran["dir"]) / name).is_file():  # an optional output the stage could not make is absent
+                copy_if_changed(Path(ran["dir"]) / name, dest / name)
+                names.setdefault(stage.name, {})[key] = name
     return names
+
+
+def copy_data(record: dict, dest: Path) -> list[str]:
+    """The lists the stages write for the user (CSV, file lists), beside the report; returns their names."""
+    from pipeline.registry import STAGES
+
+    copied = []
+    for stage in STAGES:
+        ran = record["stages"].get(stage.name, {})
+        for name in stage.outputs.values():
+            source = Path(ran.get("dir", "/nonexistent")) / name
+            if name.endswith((".csv", ".txt")) and source.is_file():
+                copy_if_changed(source, dest / name)
+                copied.append(name)
+    return copied
 
 
 def urls(names: dict[str, dict[str, str]], prefix: str) -> dict[str, dict[str, str]]:
@@ -115,6 +131,7 @@ def render_report(cfg: Config, record: dict, report_dir: Path) -> Path:
 
     names = copy_figures(record, report_dir / "figures")
     context = deck_context(cfg, record, urls(names, "figures/"))
+    context["data_files"] = copy_data(record, report_dir / "data")
     context["placed"] = None
     if context["gallery_summary"]:
         folder = report_dir / "map"

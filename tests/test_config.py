@@ -71,7 +71,7 @@ def test_the_config_is_frozen_once_built():
     ("backbone.preprocess=thumbnial", "backbone.preprocess = 'thumbnial' must be one of: timm, thumbnail"),
     ("tsne.perplexity=0.5", "tsne.perplexity = 0.5 must be at least 1"),
     ("tsne.method=exact", "tsne.method = 'exact' must be one of: auto, bh, fft"),
-    ("extract.device=tpu", "extract.device = 'tpu' must be one of: auto, cpu, cuda"),
+    ("extract.device=tpu", "extract.device = 'tpu' must be one of: auto, cpu, cuda, mps"),
     ("parametric.holdout=0", "parametric.holdout = 0.0 must be greater than 0 and at most 0.9"),
     ("patches.threshold=1.5", "patches.threshold = 1.5 must be at most 1"),
     ("retrieval.folds=1", "retrieval.folds = 1 must be at least 2"),
@@ -99,3 +99,26 @@ def test_one_seed_gives_every_section_its_seed_unless_set():
     default = Config()
     assert default.seed == 0 and default.umap.seed == 0 and default.fidelity.seed == 0
     assert diff_params(default.section("umap"), cfg.section("umap")) == ["seed 0 -> 7"]
+
+
+def test_settings_declared_unkeyed_stay_out_of_cache_keys_and_nothing_else_does(tmp_path):
+    """How extraction runs (engine, workers, retries) is recorded but not keyed: equal outputs either way. The
+    backbone's name and weights file are keyed by what they resolve to (the network and its weights' sha256, in
+    the extract stage's fingerprint); the hub's timeout and the comparison list change no output of theirs."""
+    from pipeline.registry import STAGES
+    from pipeline.runner import Runner
+
+    from pipeline.config import sections
+
+    unkeyed = {f"{name}.{f.name}" for name in sections()
+               for f in dataclasses.fields(getattr(Config(), name)) if not f.metadata.get("keyed", True)}
+    assert unkeyed == {"extract.engine", "extract.workers", "extract.retries", "backbone.model", "backbone.weights",
+                       "backbone.hub_timeout_s", "backbone.compare"}
+    where = [f"images={tmp_path}", f"out={tmp_path}"]
+    ray = load_config(None, ["extract.engine=ray", "extract.workers=3", "extract.retries=0", *where])
+    assert ray.section("extract")["engine"] == "ray" and "engine" not in ray.key_section("extract")
+    extract = next(stage for stage in STAGES if stage.name == "extract")
+    keys = [Runner(cfg, STAGES).key_record(extract, {})["params"] for cfg in (load_config(None, where), ray)]
+    assert keys[0] == keys[1]
+    other = load_config(None, ["extract.batch_size=8", *where])
+    assert Runner(other, STAGES).key_record(extract, {})["params"] != keys[0], "a keyed setting still changes the key"

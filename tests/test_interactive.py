@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from e2e import HOSTILE, ROOT, map_payload, record
 from pipeline import demo
 from pipeline.cli import main
-from pipeline.record import stage_output
+from pipeline.registry import stage_output
 
 
 @pytest.fixture(scope="session")

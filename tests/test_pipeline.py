@@ -28,7 +28,7 @@ def test_deck_numbers_come_from_the_run(run_dirs):
     assert "{{" not in deck and "placeholder" not in deck.lower()
     referenced = re.findall(r'src="(/figures/[^"]+)"', deck) + re.findall(r"^background: (/figures/\S+)$", deck, re.M)
     made = {p.name for p in (slides / "public" / "figures").glob("*.png")}
-    assert len(made) == 13 and made == {ref.rsplit("/", 1)[1] for ref in referenced}, "every figure is on a slide"
+    assert len(made) == 20 and made == {ref.rsplit("/", 1)[1] for ref in referenced}, "every figure is on a slide"
     assert "background: /figures/mosaic.png" in deck, "the collection picture is the cover's background"
     for ref in referenced:
         assert (slides / "public" / ref.lstrip("/")).is_file(), ref
@@ -212,13 +212,16 @@ def test_status_names_the_edited_module_of_a_stage(run_dirs, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
     from pipeline import codegraph
+    from pipeline.config import Config
     from pipeline.registry import STAGES
 
     importing = {st.name for st in STAGES if "pipeline.neighbours" in codegraph.closure(st.module, ROOT)}
     assert {"neighbours", "tsne", "umap", "clusters", "fidelity"} <= importing and "extract" not in importing
     waiting: set = set()
     for stage in STAGES:  # in order: a stage after a stale one waits on it
-        if stage.name in importing:
+        if stage.off_when and stage.off_when(Config()):
+            assert " off: " in lines[stage.name], lines[stage.name]
+        elif stage.name in importing:
             assert "stale: code changed: pipeline/neighbours.py" in lines[stage.name], lines[stage.name]
         elif set(stage.deps) & (importing | waiting):
             assert "stale: upstream" in lines[stage.name] and "code changed" not in lines[stage.name], lines[stage.name]

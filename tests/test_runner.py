@@ -1,5 +1,6 @@
 """The stage runner: keys, skipping, upstream invalidation, status reasons, and killed runs."""
 
+import json
 import os
 import signal
 import subprocess
@@ -92,3 +93,36 @@ def test_upstream_rerun_with_identical_output_keeps_downstream(tmp_path):
     runner(tmp_path).run()
     cfg = load_config(None, [f"out={tmp_path}", "demo.per_class=3"])  # read by the stage's params, not used by its math
     assert states(Runner(cfg, STAGES).run()) == {"numbers": "ran", "summary": "cached"}
+
+
+def test_variants_are_cached_apart_and_leave_the_lock_alone(tmp_path):
+    """A stage that reads ``numbers`` once per variant config: each variant is its own cache entry (one equal to
+    the run's config is the run's own), adding a variant runs only that one, and the lock keeps the run's key."""
+    import dataclasses
+
+    from pipeline.stage import Stage, Variants
+
+    def seeds(cfg):
+        return {f"seed {s}": dataclasses.replace(cfg, demo=dataclasses.replace(cfg.demo, seed=s))
+                for s in range(cfg.pca.n_components)}
+
+    def spread(ctx):
+        ctx.save_npy("spread", np.array([ctx.load_variant_npy(label, "numbers", "numbers").std()
+                                         for label in ctx.variant_labels()]))
+        return {"variants": ctx.variant_labels()}
+
+    stages = [*STAGES, Stage("spread", spread, inputs=("numbers.numbers",), params=("pca",),
+                             variants=Variants(seeds, ("numbers.numbers",)), outputs={"spread": "spread.npy"})]
+
+    def run(count):
+        cfg = load_config(None, [f"out={tmp_path}", f"pca.n_components={count}"])
+        return states(Runner(cfg, stages).run())
+
+    assert run(2) == {"numbers": "ran", "numbers@seed 0": "cached", "numbers@seed 1": "ran", "summary": "ran",
+                      "spread": "ran"}, "seed 0 is the run's own config: its entry is reused"
+    lock = json.loads((tmp_path / "embdeck.lock.json").read_text())
+    assert lock["stages"]["numbers"]["params"] == {"demo": {"per_class": 200, "seed": 0, "folder": "data/demo"}}
+    assert run(3) == {"numbers": "cached", "numbers@seed 0": "cached", "numbers@seed 1": "cached",
+                      "numbers@seed 2": "ran", "summary": "ran", "spread": "ran"}
+    assert [p.reasons for p in Runner(load_config(None, [f"out={tmp_path}", "pca.n_components=4"]), stages).plan()][
+        -1] == ["pca.n_components 3 -> 4", "numbers@seed 3 is stale"]

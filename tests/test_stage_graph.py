@@ -99,7 +99,8 @@ def test_no_stage_imports_another_and_the_package_has_no_cycle():
 
 
 TORCH_FREE = ("artifacts", "codegraph", "config", "figures", "manifest", "neighbours", "pca_fit", "quality",
-              "record", "runner", "sampling", "stage", "images")
+              "record", "runner", "sampling", "stage", "images", "storage", "decoding", "hub", "comparison", "probes",
+              "clustering", "tsne_fit", "patch_pca")
 
 
 @pytest.mark.parametrize("name", TORCH_FREE)

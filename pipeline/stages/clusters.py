@@ -11,22 +11,27 @@ how far the sample's figures are from the whole set's).
 The elbow is the Kneedle point of the SSE curve (the k farthest below the chord joining the curve's ends,
 both axes scaled to [0, 1]). The chosen k: where two of elbow, best silhouette and best Davies-Bouldin
 agree, that k; otherwise the candidate with the best mean rank over silhouette and Davies-Bouldin.
-Outputs: ``sweep`` (metrics per k and variant), ``assignment`` (cluster of each image at the chosen k) and
-four figures: ``metrics``, ``sizes``, ``examples`` and ``largest``.
+Outputs: ``sweep`` (metrics per k and variant), ``assignment`` (cluster of each image at the chosen k),
+``elbow_assignment`` (at the elbow's k, for the findings), ``features`` (the reduced features of the chosen
+variant, that the clusters were made in) and four figures: ``metrics``, ``sizes``, ``examples``, ``largest``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..artifacts import StageError
+from ..clustering import UnitConcatenation, kmeans, kmeans_at, prepare, restarts
 from ..manifest import manifest_labels, read_manifest
-from ..neighbours import normalise
-from ..pca_fit import reduce
+from ..pca_fit import covariance, reduce
 from ..sampling import sample_indices, spread_indices
 from ..stage import Stage, StageContext
+
+if TYPE_CHECKING:
+    from ..config import ClusterConfig
 
 
 def k_grid(n: int, k_min: int, k_max: int, steps: int) -> tuple[list[int], str]:
@@ -41,50 +46,15 @@ def k_grid(n: int, k_min: int, k_max: int, steps: int) -> tuple[list[int], str]:
     return sorted({int(round(k)) for k in np.linspace(low, top, max(1, steps))}), note
 
 
-def restarts(n_init: int, n: int, one_from: int) -> int:
-    """k-means restarts for n images: as set, or (0) four on small sets and one on large ones."""
-    if n_init > 0:
-        return n_init
-    return 1 if n >= one_from else 4
-
-
-def prepare(features: np.ndarray, dims: int) -> np.ndarray:
-    """Each image's features at unit length, reduced by PCA: what k-means runs on (block by block)."""
-    return reduce(features, dims, unit=True)
-
-
-class UnitConcatenation:
-    """Two feature arrays side by side, each row of each at unit length, read block by block (never built
-    whole), so that neither half of the concatenation dominates."""
-
-    def __init__(self, a: np.ndarray, b: np.ndarray):
-        self.a, self.b = a, b
-        self.shape = (len(a), a.shape[1] + b.shape[1])
-
-    def __len__(self) -> int:
-        return len(self.a)
-
-    def __getitem__(self, rows) -> np.ndarray:
-        return np.hstack([normalise(self.a[rows]), normalise(self.b[rows])])
-
-
-def sweep(x: np.ndarray, ks: list[int], n_init: int, sample: int, seed: int) -> dict:
+def sweep(x: np.ndarray, ks: list[int], n_init: int, sample: int, seed: int, gpu=None) -> dict:
     """Metrics per k; ``labels`` holds the assignment for every k."""
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import davies_bouldin_score, silhouette_score
-
     rows = {"k": [], "silhouette": [], "davies_bouldin": [], "sse": [], "labels": {}}
     for k in ks:
-        model = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
-        found = len(np.unique(model.labels_))
-        ok = 2 <= found <= len(x) - 1
-        sil = silhouette_score(x, model.labels_, sample_size=sample if len(x) > sample else None,
-                               random_state=seed) if ok else float("nan")
+        fit = kmeans_at(x, k, n_init, sample, seed, gpu)
         rows["k"].append(k)
-        rows["silhouette"].append(float(sil))
-        rows["davies_bouldin"].append(float(davies_bouldin_score(x, model.labels_)) if ok else float("nan"))
-        rows["sse"].append(float(model.inertia_))
-        rows["labels"][k] = model.labels_.astype(np.int32)
+        for key in ("silhouette", "davies_bouldin", "sse"):
+            rows[key].append(fit[key])
+        rows["labels"][k] = fit["labels"]
     return rows
 
 
@@ -115,6 +85,15 @@ def choose_k(ks: list[int], silhouette: list[float], davies_bouldin: list[float]
     return chosen, f"no two agree ({said}); k={chosen} has the best mean rank over silhouette and Davies-Bouldin"
 
 
+def fitted_on_all(x: np.ndarray, swept_rows: dict, swept: np.ndarray, k: int, cfg: "ClusterConfig", gpu=None
+                  ) -> np.ndarray:
+    """Every image's cluster at ``k``: the sweep's own assignment when it ran on all images, else k-means
+    fitted on all of them (seeded, with the restarts their number calls for)."""
+    if len(swept) == len(x):
+        return swept_rows["labels"][k]
+    return kmeans(x, k, restarts(cfg.n_init, len(x), cfg.n_init_one_from), cfg.seed, gpu)[0]
+
+
 def medoid_order(x: np.ndarray, members: np.ndarray) -> np.ndarray:
     """Members sorted by distance to their centroid, the most typical first."""
     centre = x[members].mean(axis=0)
@@ -135,12 +114,15 @@ def run(ctx: StageContext) -> dict:
     # features (the concatenation only doubles it), so one sweep stands for all three.
     probe = spread_indices(len(cls), 1000)
     identical = bool(np.allclose(cls[probe], mean[probe], atol=1e-5))
-    prepared = {"CLS / global": prepare(cls, cfg.pca_dims)}
+    from ..accel import device, moments  # on a GPU when there is one (``device``)
+
+    gpu, moments_here = device(ctx.cfg.device), moments(ctx.cfg.device) or covariance
+    prepared = {"CLS / global": prepare(cls, cfg.pca_dims, moments_here)}
     if not identical:
-        prepared["mean of patch tokens"] = prepare(mean, cfg.pca_dims)
-        prepared["concatenation"] = reduce(UnitConcatenation(cls, mean), cfg.pca_dims)
+        prepared["mean of patch tokens"] = prepare(mean, cfg.pca_dims, moments_here)
+        prepared["concatenation"] = reduce(UnitConcatenation(cls, mean), cfg.pca_dims, moments=moments_here)
     n_init = restarts(cfg.n_init, len(swept), cfg.n_init_one_from)
-    sweeps = {name: sweep(x[swept], ks, n_init, cfg.silhouette_sample, cfg.seed) for name, x in prepared.items()}
+    sweeps = {name: sweep(x[swept], ks, n_init, cfg.silhouette_sample, cfg.seed, gpu) for name, x in prepared.items()}
     choices = {}
     for name, rows in sweeps.items():
         elbow = kneedle(rows["k"], rows["sse"])
@@ -150,15 +132,12 @@ def run(ctx: StageContext) -> dict:
     variant = max(choices, key=lambda name: (choices[name]["silhouette"], name == "CLS / global"))
     chosen_k = choices[variant]["k"]
     x = prepared[variant]
-    if len(swept) == len(cls):
-        assignment = sweeps[variant]["labels"][chosen_k]
-    else:  # the sweep ran on a sample: the chosen k is fitted on every image
-        from sklearn.cluster import KMeans
-
-        final = KMeans(n_clusters=chosen_k, n_init=restarts(cfg.n_init, len(cls), cfg.n_init_one_from),
-                       random_state=cfg.seed).fit(x)
-        assignment = final.labels_.astype(np.int32)
+    elbow_k = choices[variant]["elbow"]
+    assignment = fitted_on_all(x, sweeps[variant], swept, chosen_k, cfg, gpu)
     ctx.save_npy("assignment", assignment)
+    ctx.save_npy("elbow_assignment", assignment if elbow_k == chosen_k else fitted_on_all(x, sweeps[variant], swept,
+                                                                                         elbow_k, cfg, gpu))
+    ctx.save_npy("features", x)
     ctx.save_json("sweep", {name: {key: rows[key] for key in ("k", "silhouette", "davies_bouldin", "sse")}
                                  for name, rows in sweeps.items()})
 
@@ -196,7 +175,8 @@ STAGE = Stage(
     name="clusters",
     run=run,
     inputs=("ingest.manifest", "ingest.summary", "extract.embeddings", "extract.patch_mean"),
-    params=("clusters",),
-    outputs={"sweep": "sweep.json", "assignment": "cluster_labels.npy", "metrics": "clusters_metrics.png",
+    params=("clusters", "device"),
+    outputs={"sweep": "sweep.json", "assignment": "cluster_labels.npy", "elbow_assignment": "elbow_labels.npy",
+             "features": "cluster_features.npy", "metrics": "clusters_metrics.png",
              "sizes": "cluster_sizes.png", "examples": "cluster_examples.png", "largest": "largest_cluster.png"},
 )

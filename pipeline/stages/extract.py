@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import backbone as backbones
 from ..artifacts import StageError, hash_json
+from ..decoding import Keep
 from ..manifest import read_manifest
 from ..sampling import spread_indices
 from ..stage import Stage, StageContext
@@ -60,10 +61,7 @@ def photo_paths(cfg: "Config") -> list[Path]:
 def fingerprint(cfg: "Config") -> dict:
     """The backbone's weights (by content) and the patch-map photos folder."""
     photos = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in photo_paths(cfg)]
-    choice = backbones.resolve(cfg.backbone)
-    # The weights are identified by content, not by where they happen to lie on this machine.
-    return {"backbone": {"model": choice.model, "source": choice.source, "weights_sha256": choice.weights_sha256},
-            "patch_photos": hash_json(photos)}
+    return {"backbone": backbones.resolve(cfg.backbone).identity(), "patch_photos": hash_json(photos)}
 
 
 def check_dtype(extractor, paths: list[Path], cfg: "Config") -> dict:
@@ -78,10 +76,72 @@ def check_dtype(extractor, paths: list[Path], cfg: "Config") -> dict:
     return {"checked": True, "images": len(sample), "min_cosine_to_fp32": round(extractor.agreement(sample), 5)}
 
 
+def write_rows(ctx: StageContext, n: int, batches) -> tuple[dict, dict, dict]:
+    """Each batch's rows written in place (any order) into the memory-mapped outputs, so they follow the
+    manifest whichever engine made them; returns the outputs and the picked rows' model inputs and crops."""
+    outputs, picked, crops = {}, {}, {}
+    for batch in batches:
+        if not outputs:  # the shapes are known from the first batch
+            outputs = {"embeddings": ctx.open_npy("embeddings", (n, batch.pooled.shape[1]), np.float32),
+                       "patch_mean": ctx.open_npy("patch_mean", (n, batch.mean.shape[1]), np.float32),
+                       "pixels": ctx.open_npy("pixels", (n, *batch.kept["pixels"].shape[1:]), np.uint8),
+                       "thumbs": ctx.open_npy("thumbs", (n, *batch.kept["thumb"].shape[1:]), np.uint8)}
+        for key, values in (("embeddings", batch.pooled), ("patch_mean", batch.mean),
+                            ("pixels", batch.kept["pixels"]), ("thumbs", batch.kept["thumb"])):
+            outputs[key][batch.rows] = values
+        picked.update(batch.kept["input"])
+        crops.update(batch.kept["crop"])
+    for array in outputs.values():
+        array.flush()
+    return outputs, picked, crops
+
+
+def local_pass(ctx: StageContext, extractor, paths: list, keep) -> tuple[tuple, dict]:
+    """The main pass on this machine: decoding in threads one batch ahead of the model."""
+    import torch
+
+    from ..features import PassStats
+
+    stats = PassStats()
+    workers = max(1, os.cpu_count() or 1)
+    written = write_rows(ctx, len(paths), extractor.stream(paths, ctx.cfg.extract.batch_size, workers, keep,
+                                                           stats=stats))
+    return written, {"engine": "local", "workers": 1, "seconds": round(stats.seconds, 3),
+                     "images_per_s": round(stats.images_per_s, 2), "model_share": round(stats.model_share, 3),
+                     "device": str(extractor.device), "dtype": str(extractor.dtype).replace("torch.", ""),
+                     "torch_threads": torch.get_num_threads()}
+
+
+def ray_pass(ctx: StageContext, model, prep, manifest: list[dict], root, keep) -> tuple[tuple, dict]:
+    """The main pass on a Ray cluster (``ray_engine``); the cluster is left when it ends, however it ends."""
+    from .. import ray_engine
+
+    cluster = ray_engine.connect(verbose=log.isEnabledFor(logging.DEBUG))
+    stats = ray_engine.RayStats()
+    try:
+        batches = ray_engine.extract([r["path"] for r in manifest], str(root), model, prep, keep, ctx.cfg.extract,
+                                     ctx.cfg.ingest.max_pixels, stats, cluster)
+        written = write_rows(ctx, len(manifest), batches)
+    finally:
+        ray_engine.disconnect(cluster)
+    device, _, dtype = sorted(stats.devices)[0].partition(" ")
+    facts = {"engine": "ray", "workers": stats.pool, "seconds": round(stats.seconds, 3),
+             "images_per_s": round(stats.images_per_s, 2), "model_share": round(stats.model_share, 3),
+             "device": device, "dtype": dtype, "torch_threads": stats.torch_threads,
+             "ray": {"nodes": cluster.nodes, "cpus": cluster.cpus, "gpus": cluster.gpus,
+                     "started_here": cluster.started_here, "connect_seconds": cluster.connect_seconds,
+                     "startup_seconds": round(stats.first_result_s, 3),
+                     "steady_images_per_s": round(stats.steady_images_per_s, 2),
+                     "actor_resources": stats.actor_resources, "devices": sorted(stats.devices),
+                     "actor_processes": sorted(stats.served_by), "rows_returned_twice": stats.rows_twice}}
+    return written, facts
+
+
 def run(ctx: StageContext) -> dict:
     import torch
 
-    from ..features import Extractor, Keep, PassStats, pick_device, pick_dtype, preprocess_for
+    from ..features import Extractor, pick_device, pick_dtype, preprocess_for
+    from ..images import ImageReadError
 
     cfg = ctx.cfg
     torch.set_num_threads(os.cpu_count() or 1)
@@ -92,32 +152,26 @@ def run(ctx: StageContext) -> dict:
     device = pick_device(cfg.extract.device)
     dtype = pick_dtype(cfg.extract.dtype, device)
     extractor = Extractor(model, prep, device, dtype, cfg.ingest.max_pixels)
-    workers = max(1, os.cpu_count() or 1)
     paths = [root / record["path"] for record in manifest]
     dtype_check = check_dtype(extractor, paths, cfg)
-    log.info("extract: %d images with %s on %s (%s), batch %d", len(paths), choice.display_name, device,
-             str(extractor.dtype).replace("torch.", ""), cfg.extract.batch_size)
+    log.info("extract: %d images with %s, engine %s, batch %d", len(paths), choice.display_name,
+             cfg.extract.engine, cfg.extract.batch_size)
 
     set_picks = spread_indices(len(paths), cfg.extract.patch_images_from_set)
-    keep = Keep(cfg.extract.keep_pixels, cfg.extract.keep_thumb, PATCH_FIGURE_PX, frozenset(set_picks))
-    stats = PassStats()
-    outputs, picked, crops = {}, {}, {}
-    for batch in extractor.stream(paths, cfg.extract.batch_size, workers, keep, stats=stats):
-        if not outputs:  # the shapes are known from the first batch
-            n = len(paths)
-            outputs = {"embeddings": ctx.open_npy("embeddings", (n, batch.pooled.shape[1]), np.float32),
-                       "patch_mean": ctx.open_npy("patch_mean", (n, batch.mean.shape[1]), np.float32),
-                       "pixels": ctx.open_npy("pixels", (n, *batch.kept["pixels"].shape[1:]), np.uint8),
-                       "thumbs": ctx.open_npy("thumbs", (n, *batch.kept["thumb"].shape[1:]), np.uint8)}
-        rows = slice(batch.start, batch.start + len(batch.inputs))
-        for key, values in (("embeddings", batch.pooled), ("patch_mean", batch.mean),
-                            ("pixels", batch.kept["pixels"]), ("thumbs", batch.kept["thumb"])):
-            outputs[key][rows] = values
-        picked.update({i: batch.inputs[i - batch.start] for i in set_picks if rows.start <= i < rows.stop})
-        crops.update(batch.kept["crop"])
-    for array in outputs.values():
-        array.flush()
-    log.info("extract: %.1f images/s, %.0f %% of the time in the model", stats.images_per_s, 100 * stats.model_share)
+    keep = Keep(cfg.extract.keep_pixels, cfg.extract.keep_thumb, PATCH_FIGURE_PX, frozenset(set_picks),
+                frozenset(set_picks))
+    try:
+        if cfg.extract.engine == "ray":
+            (outputs, picked, crops), engine = ray_pass(ctx, model, prep, manifest, root, keep)
+        else:
+            (outputs, picked, crops), engine = local_pass(ctx, extractor, paths, keep)
+    except ImageReadError as exc:  # ingest read every file: this one changed or went away since
+        raise StageError(f"extract: cannot read {exc}; the image folder changed after ingest, run again") from None
+    if engine["dtype"] != str(extractor.dtype).replace("torch.", ""):  # Ray workers chose their own device
+        dtype_check = {"checked": False, "reason": f"the workers ran {engine['dtype']} on {engine['device']}; "
+                                                   f"this machine, which checks, has {extractor.device} only"}
+    log.info("extract: %.1f images/s on %s (%s), %d worker(s), %.0f %% of the time in the model",
+             engine["images_per_s"], engine["device"], engine["dtype"], engine["workers"], 100 * engine["model_share"])
 
     # Spatial tokens for the patch maps: the set's picks from their kept inputs, the extra photos decoded here.
     photos = photo_paths(cfg)
@@ -126,8 +180,8 @@ def run(ctx: StageContext) -> dict:
     items = [picked[i] for i in set_picks] + photos
     photo_keep = Keep(crop=PATCH_FIGURE_PX, crop_rows=frozenset(range(len(set_picks), len(items))))
     spatial, figure_crops = [], [crops[i] for i in set_picks]
-    for batch in extractor.stream(items, cfg.extract.batch_size, workers, photo_keep, keep_spatial=True,
-                                  desc="patches"):
+    for batch in extractor.stream(items, cfg.extract.batch_size, max(1, os.cpu_count() or 1), photo_keep,
+                                  keep_spatial=True, desc="patches"):
         spatial.append(batch.spatial)
         figure_crops += [batch.kept["crop"][row] for row in sorted(batch.kept["crop"])]
     dims = outputs["embeddings"].shape[1]
@@ -141,18 +195,13 @@ def run(ctx: StageContext) -> dict:
         "images": len(paths),
         "embedding_dim": int(dims),
         "patch_grid": list(tokens.shape[1:3]),
-        "device": str(device),
-        "dtype": str(extractor.dtype).replace("torch.", ""),
+        **engine,  # engine, workers, device, dtype, seconds, images_per_s, model_share, torch_threads (+ ray)
         "dtype_check": dtype_check,
-        "model_share": round(stats.model_share, 3),
         "batch_size": cfg.extract.batch_size,
         "preprocess": {"mode": prep.mode, "input_size": prep.input_size, "crop_pct": prep.crop_pct,
                        "interpolation": prep.interpolation, "mean": prep.mean, "std": prep.std,
                        "thumbnail_size": prep.thumbnail_size if prep.mode == "thumbnail" else None},
         "kept": {"pixels": cfg.extract.keep_pixels, "thumb": cfg.extract.keep_thumb},
-        "seconds": round(stats.seconds, 3),
-        "images_per_s": round(stats.images_per_s, 2),
-        "torch_threads": torch.get_num_threads(),
     }
 
 

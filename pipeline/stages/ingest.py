@@ -1,6 +1,7 @@
 """Stage ``ingest``: find the images in a folder, check each one decodes, and write the manifest.
 
-Inputs: the image folder (``images``). Params: ``ingest``. Outputs: ``manifest`` (one record per usable
+Inputs: the image folder (``images``: a local folder, or a URI such as ``s3://bucket/photos`` read through
+pyarrow's filesystems, see ``storage``). Params: ``ingest``. Outputs: ``manifest`` (one record per usable
 image: relative path, sha256, bytes, width, height, label) and ``skipped`` (path and reason for each file
 that could not be used). The label is the first-level subfolder, when there is one.
 """
@@ -10,46 +11,40 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..artifacts import StageError, hash_json
 from ..stage import Stage, StageContext
+from ..storage import Location, location, read_bytes, relative, walk
 
 if TYPE_CHECKING:
     from ..config import Config
 
 
-def image_root(cfg: "Config") -> Path:
-    """The folder to analyse: the user's, or the demo set's data-set folder."""
+def image_root(cfg: "Config") -> Location:
+    """The folder to analyse: the user's (a local path or a URI), or the demo set's data-set folder."""
     if cfg.images:
-        return Path(cfg.images).expanduser().resolve()
+        return location(cfg.images)
     from ..demo import dataset_folder
 
     return dataset_folder(cfg).resolve()
 
 
-def discover(root: Path, extensions: tuple[str, ...]) -> tuple[list[Path], list[dict]]:
+def discover(root: Location, extensions: tuple[str, ...]) -> tuple[list[Location], list[dict]]:
     """Image files under ``root`` (sorted, hidden entries skipped), and files passed over with a reason."""
+    entries, passed_over = image_entries(root, extensions)
+    return [e.path for e in entries], passed_over
+
+
+def image_entries(root: Location, extensions: tuple[str, ...]) -> tuple[list, list[dict]]:
+    """``storage.Entry`` of each image file under ``root``, and the other files, each with the reason."""
     if not root.is_dir():
         raise StageError(f"image folder not found: {root}")
     wanted = {ext.lower() for ext in extensions}
-    found, passed_over = [], []
-    for folder, subfolders, files in os.walk(root, followlinks=False):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            path = Path(folder) / name
-            if path.suffix.lower() in wanted:
-                found.append(path)
-            else:
-                passed_over.append({"path": relative(path, root), "reason": "not an image file extension"})
-    return sorted(found, key=lambda p: relative(p, root)), passed_over
-
-
-def relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
+    entries = walk(root)
+    passed_over = [{"path": relative(e.path, root), "reason": "not an image file extension"}
+                   for e in entries if e.path.suffix.lower() not in wanted]
+    return [e for e in entries if e.path.suffix.lower() in wanted], passed_over
 
 
 def label_of(rel_path: str) -> str:
@@ -60,23 +55,17 @@ def label_of(rel_path: str) -> str:
 def folder_listing(cfg: "Config") -> dict:
     """The image folder's listing (paths, sizes, mtimes): an unchanged folder is not read again."""
     root = image_root(cfg)
-    paths, _ = discover(root, cfg.ingest.extensions)
-    rows = []
-    for path in paths:
-        try:
-            stat = path.stat()
-            rows.append((relative(path, root), stat.st_size, stat.st_mtime_ns))
-        except OSError:
-            rows.append((relative(path, root), -1, -1))
+    entries, _ = image_entries(root, cfg.ingest.extensions)
+    rows = [(relative(e.path, root), e.size, e.mtime_ns) for e in entries]
     return {"folder": str(root), "files": len(rows), "listing": hash_json(rows)}
 
 
-def inspect_file(path: Path, root: Path, max_pixels: int) -> dict:
+def inspect_file(path: Location, root: Location, max_pixels: int) -> dict:
     from .. import images
 
     rel = relative(path, root)
     try:
-        data = path.read_bytes()
+        data = read_bytes(path)
     except OSError as exc:
         return {"path": rel, "reason": f"unreadable: {exc.strerror or exc}"}
     try:

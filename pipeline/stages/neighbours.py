@@ -10,7 +10,8 @@ Spaces (each searched once; the run record counts the searches):
 - ``pca``: the first ``pca.n_components`` principal components; values are Euclidean distances. Read by t-SNE.
 - ``pixels``: the raw-pixel copies at unit length, only when there are labels (the raw-pixel k-NN baseline).
 
-Search (``neighbours.method``): ``exact`` streams the data through FAISS flat search block by block; ``ivf``
+Search (``neighbours.method``): ``exact`` streams the data through FAISS flat search block by block (on a
+GPU, ``device``, a torch matmul and top-k, exact at any size); ``ivf``
 and ``hnsw`` are FAISS approximate indexes whose search depth is raised on a tuning sample until recall@k
 reaches ``min_recall``; ``auto`` is exact up to ``exact_up_to`` points and IVF above. Every run measures
 recall@k against exact search on a seeded sample of ``recall_queries`` queries (the fidelity slide shows it).
@@ -41,8 +42,9 @@ def needs(cfg: "Config") -> dict:
     """k per space: the largest any stage reading the graph asks for (the neighbours stage's derived params)."""
     retrieval, umap = cfg.retrieval, cfg.umap
     parametric_k = math.ceil((umap.n_neighbors - 1) / (1 - cfg.parametric.holdout)) + 2
+    label_k = math.ceil(cfg.findings.label_k * retrieval.folds / (retrieval.folds - 1)) + FOLD_MARGIN
     embedding = max(retrieval.top_k, retrieval.knn_k * FOLD_MARGIN, cfg.fidelity.k, umap.n_neighbors - 1, parametric_k,
-                    cfg.findings.outlier_k, cfg.gallery.neighbours)
+                    cfg.findings.outlier_k, label_k, cfg.gallery.neighbours)
     return {"embedding": embedding, "pca": int(3 * cfg.tsne.perplexity), "pixels": retrieval.knn_k * FOLD_MARGIN}
 
 
@@ -61,9 +63,10 @@ def space_input(ctx: StageContext, space: str) -> tuple[np.ndarray, str, bool] |
 def run(ctx: StageContext) -> dict:
     from tqdm import tqdm
 
-    from .. import ann
+    from .. import accel, ann
 
     cfg = ctx.cfg.neighbours
+    gpu = accel.device(ctx.cfg.device)
     wanted = needs(ctx.cfg)
     report, seconds = {}, {}
     for space in SPACES:
@@ -79,8 +82,13 @@ def run(ctx: StageContext) -> dict:
         k = min(wanted[space], len(x) - 1)
         started = time.perf_counter()
         with tqdm(total=len(x), desc=f"neighbours ({space})", unit="img", disable=None) as bar:
-            graph = ann.build_graph(x, k, metric, unit, cfg.method, cfg.exact_up_to, cfg.min_recall,
-                                    cfg.recall_queries, cfg.block, cfg.seed, progress=bar.update)
+            if gpu is not None and cfg.method in ("auto", "exact"):  # exact at any size: the GPU makes it cheap
+                idx, values = accel.exact_graph(x, k, metric, unit, gpu, accel.graph_block(len(x)), bar.update)
+                graph = ann.Graph(idx, values, {"method": "exact", "index": f"torch matmul and top-k on {gpu.type}",
+                                                "recall": 1.0, "recall_queries": 0, "recall_note": "exact search"})
+            else:
+                graph = ann.build_graph(x, k, metric, unit, cfg.method, cfg.exact_up_to, cfg.min_recall,
+                                        cfg.recall_queries, cfg.block, cfg.seed, progress=bar.update)
         ctx.save_npy(f"{space}_idx", graph.idx)
         ctx.save_npy(f"{space}_values", graph.values)
         report[space] = {**graph.facts, "k": k, "requested_k": wanted[space], "points": int(len(x)),
@@ -95,7 +103,7 @@ STAGE = Stage(
     name="neighbours",
     run=run,
     inputs=("ingest.summary", "extract.embeddings", "extract.pixels", "pca.coords"),
-    params=("neighbours",),
+    params=("neighbours", "device"),
     derived=needs,
     optional=("pca",),  # too few images for PCA: the embedding graph is still made
     outputs={f"{space}_{part}": f"{space}_{part}.{'json' if part == 'facts' else 'npy'}"

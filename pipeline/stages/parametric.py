@@ -21,6 +21,8 @@ from ..sampling import holdout_split, sample_of
 from ..stage import Stage, StageContext
 
 if TYPE_CHECKING:
+    import torch
+
     from ..config import Config
 
 PROJECTION_DIMS = 50
@@ -69,7 +71,8 @@ def training_knn(idx: np.ndarray, similarity: np.ndarray, train: np.ndarray, n_n
 
 
 def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, cfg: "Config",
-                knn: tuple[np.ndarray, np.ndarray] | None = None, n_neighbors: int | None = None) -> dict:
+                knn: tuple[np.ndarray, np.ndarray] | None = None, n_neighbors: int | None = None,
+                device: "torch.device | None" = None) -> dict:
     """Both map networks, trained on the non-held-out images; each head carries ``fit_facts``.
 
     The parametric UMAP learns the fuzzy graph of all training images, read from the run's neighbour graph
@@ -91,7 +94,7 @@ def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, c
     if knn is None:
         knn = exact_graph(embeddings, min(len(embeddings) - 1, 2 * k), "ip", True, 65_536)
     centre, projection = scaled_projection(embeddings, PROJECTION_DIMS, train)
-    heads = {}
+    heads, on_device = {}, ({"device": device} if device is not None else {})
     for name in ("param_umap", "tsne_mlp"):
         head = MapHead(projection, centre, p.hidden, LAYERS[name], seed=p.seed)
         x = projected(head, embeddings, train)
@@ -99,12 +102,14 @@ def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, c
         if name == "param_umap":
             graph = umap_graph(*training_knn(*knn, train, k), k, p.seed)
             history = train_umap_encoder(head, x, graph, cfg.umap.min_dist, p.umap_epochs, p.edge_batch,
-                                         p.negative_samples, p.learning_rate, p.seed, p.umap_edges_per_epoch)
+                                         p.negative_samples, p.learning_rate, p.seed, p.umap_edges_per_epoch,
+                                         **on_device)
             extra = {"graph_edges": int(len(graph[0])), "edges_per_epoch": min(len(graph[0]), p.umap_edges_per_epoch)}
         else:
             history = train_tsne_regressor(head, x, tsne[train], p.tsne_epochs, p.batch_size, p.learning_rate,
-                                           p.seed, p.tsne_images_per_epoch)
+                                           p.seed, p.tsne_images_per_epoch, **on_device)
             extra = {"images_per_epoch": min(len(train), p.tsne_images_per_epoch)}
+        head.cpu()  # projected, timed and saved on the CPU, whichever device trained it
         head.fit_facts = {"train_seconds": round(time.perf_counter() - started, 3), "final_loss": round(history[-1], 5),
                           "train_images": int(len(train)), **extra}
         heads[name] = head
@@ -115,6 +120,7 @@ def run(ctx: StageContext) -> dict:
     import torch
 
     from .. import figures
+    from ..devices import pick_device
 
     cfg, k = ctx.cfg.parametric, ctx.cfg.fidelity.k
     torch.use_deterministic_algorithms(True)
@@ -124,7 +130,8 @@ def run(ctx: StageContext) -> dict:
     heldout = holdout_split(labels, cfg.holdout, cfg.seed)
     train = np.flatnonzero(~heldout)
     knn = ctx.load_npy("neighbours", "embedding_idx"), ctx.load_npy("neighbours", "embedding_values")
-    trained = train_heads(embeddings, tsne, heldout, ctx.cfg, knn, ctx.summary("umap")["n_neighbors"])
+    device = pick_device(ctx.cfg.device, "device")
+    trained = train_heads(embeddings, tsne, heldout, ctx.cfg, knn, ctx.summary("umap")["n_neighbors"], device)
     projection = next(iter(trained.values())).projection
 
     results, heads = {}, {}
@@ -163,7 +170,7 @@ STAGE = Stage(
     run=run,
     inputs=("ingest.manifest", "ingest.summary", "extract.embeddings", "tsne.coords", "tsne.summary",
             "umap.summary", "neighbours.embedding_idx", "neighbours.embedding_values"),
-    params=("parametric", "fidelity"),
+    params=("parametric", "fidelity", "device"),
     outputs={"param_umap": "param_umap.npy", "tsne_mlp": "tsne_mlp.npy", "heldout": "heldout.npy",
              "param_umap_weights": "param_umap.pt", "tsne_mlp_weights": "tsne_mlp.pt", "heads": "heads.json",
              "param_umap_map": "param_umap_map.png", "tsne_mlp_map": "tsne_mlp_map.png"},

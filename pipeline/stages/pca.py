@@ -13,7 +13,7 @@ import numpy as np
 
 from ..artifacts import StageError
 from ..manifest import manifest_labels, read_manifest
-from ..pca_fit import components_for, fit_pca
+from ..pca_fit import components_for, covariance, fit_pca
 from ..stage import Stage, StageContext
 
 
@@ -25,7 +25,9 @@ def run(ctx: StageContext) -> dict:
     labels = manifest_labels(read_manifest(ctx)[0])
     if len(embeddings) < 3:
         raise StageError(f"PCA needs at least 3 images for a 2-D map, got {len(embeddings)}")
-    projected, ratio = fit_pca(embeddings, cfg.n_components, cfg.whiten)
+    from ..accel import moments  # the covariance on a GPU when there is one
+
+    projected, ratio = fit_pca(embeddings, cfg.n_components, cfg.whiten, moments(ctx.cfg.device) or covariance)
     ctx.save_npy("coords", projected)
     ctx.save_npy("explained_variance", ratio)
     reach90 = components_for(ratio, 0.90)
@@ -47,7 +49,7 @@ STAGE = Stage(
     name="pca",
     run=run,
     inputs=("ingest.manifest", "ingest.summary", "extract.embeddings"),
-    params=("pca",),
+    params=("pca", "device"),
     outputs={"coords": "pca.npy", "explained_variance": "explained_variance.npy", "map": "pca_map.png",
              "variance": "pca_variance.png"},
 )
