@@ -79,14 +79,13 @@ def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 def refit_tsne(record: dict, union: Path, scratch: Path) -> tuple[np.ndarray, list[str]]:
     """The run's settings on ``union``, up to t-SNE: (coordinates, the manifest's paths)."""
     from pipeline.config import build
-    from pipeline.registry import STAGES
+    from pipeline.registry import STAGES, stage_output
     from pipeline.runner import Runner
 
     cfg = dataclasses.replace(build(record["config"]), images=str(union), out=str(scratch))
     result = Runner(cfg, STAGES).run(only="tsne")
-    stages = result["stages"]
-    manifest = json.loads((Path(stages["ingest"]["dir"]) / "manifest.json").read_text(encoding="utf-8"))
-    return np.load(Path(stages["tsne"]["dir"]) / "coords.npy"), [m["path"] for m in manifest]
+    manifest = json.loads(stage_output(result, "ingest", "manifest").read_text(encoding="utf-8"))
+    return np.load(stage_output(result, "tsne", "coords")), [m["path"] for m in manifest]
 
 
 def run(out: Path, count: int = HELD_OUT, seed: int = 0) -> dict:
