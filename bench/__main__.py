@@ -1,7 +1,9 @@
 """``python -m bench``: run the benchmark parts, merge their figures into one JSON file, print the table.
 
-Parts: extract, scale (the 70k run, beside a reference commit's), maps (needs the 70k run's embeddings), deck, ray (the Ray engine against
-the local one), compare (what `make compare` adds to the demo deck). A part run again replaces its own figures and keeps the others', so parts can be rerun alone.
+Parts: extract, scale (the 70k run, beside a reference commit's), maps (needs the 70k run's embeddings), report
+and place (both on the 70k run's output folder, or the one ``--run`` names), deck, ray (the Ray engine against the
+local one), compare (what `make compare` adds to the demo deck). A part run again replaces its own figures and
+keeps the others', so parts can be rerun alone.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import click
 
-PARTS = ("extract", "scale", "maps", "deck", "ray", "compare")
+PARTS = ("extract", "scale", "maps", "report", "place", "deck", "ray", "compare")
 
 
 @click.command()
@@ -27,11 +29,13 @@ PARTS = ("extract", "scale", "maps", "deck", "ray", "compare")
               help="The commit the scale part runs side by side with this code ('' for none).")
 @click.option("--sizes", default="2000,10000,70000", show_default=True, help="N for the maps part.")
 @click.option("--reps", default=3, show_default=True, help="Repetitions (median quoted); 1 at 70k.")
+@click.option("--run", "run_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="The finished run the report and place parts measure (default: the scale part's 70k run).")
 @click.option("--fresh-clone/--no-fresh-clone", default=True, show_default=True,
               help="Time `make deck` in a fresh clone (install included).")
 def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, sizes: str, reps: int,
-         fresh_clone: bool) -> None:
-    from . import common, compare, deck, extraction, maps, ray_overhead, scale, table, targets
+         run_dir: Path | None, fresh_clone: bool) -> None:
+    from . import common, compare, deck, extraction, maps, place, ray_overhead, report, scale, table, targets
 
     logging.basicConfig(level=logging.WARNING)
     wanted = [p.strip() for p in parts.split(",") if p.strip()]
@@ -57,6 +61,12 @@ def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, s
             if not embeddings:
                 raise click.ClickException("the maps part reads the 70k run's embeddings: run the scale part first")
             results[part] = maps.run(embeddings[-1], [int(s) for s in sizes.split(",")], reps)
+        elif part in ("report", "place"):
+            measured = (run_dir or scale_out).resolve()
+            if not (measured / "run.json").is_file():
+                raise click.ClickException(f"the {part} part measures a finished run: none in {measured} (run the scale "
+                                           "part, or name one with --run)")
+            results[part] = report.run(measured) if part == "report" else place.run(measured)
         elif part == "deck":
             results[part] = deck.run(fresh=fresh_clone)
         elif part == "ray":

@@ -119,12 +119,36 @@ def compare_lines(compare: dict) -> list[str]:
     return out
 
 
+def report_lines(report: dict) -> list[str]:
+    out = [f"### The report's map ({report['points']:,} points, `{report['run']}`)", ""]
+    rows = [["report folder (MB)", report["folder_mb"], fmt({k: round(v / 1e6, 2) for k, v in list(report["bytes_by_kind"].items())[:5]})],
+            ["open, cold, to the map drawn with every point (ms, median)", report["open_ms"]["median"],
+             ", ".join(str(o["ready_ms"]) for o in report["open_ms"]["runs"])],
+            ["hover: mousemove to the tooltip's frame (ms, median / max)", f"{report['hover_ms']['median']} / {report['hover_ms']['max']}",
+             f"{report['hover_ms']['answered']} of {report['hover_ms']['of']} hovers answered"],
+            ["hover to its thumbnail shown, wall (ms, median / max)", f"{report['thumbnail_ms_wall']['median']} / "
+             f"{report['thumbnail_ms_wall']['max']}", "sheets fetched lazily"]]
+    return out + table(["measure", "value", "detail"], rows)
+
+
+def place_lines(place: dict) -> list[str]:
+    out = [f"### `embdeck place`: {place['held_out']} held-out images on a run of {place['images']:,} "
+           f"({place['held_out_kind']})", ""]
+    rows = [["t-SNE: placed vs a refit that includes them, RMS error / map's RMS radius", place["tsne_error_share_of_radius"]],
+            ["... median error / radius", place["tsne_error_median_share"]],
+            ["floor: the run's own images, refit vs run, RMS / radius", place["floor_share_of_radius"]],
+            ["images/s (models loaded): pt2, TorchScript", fmt(place["images_per_s"])],
+            ["images/s with loading the models", fmt(place["images_per_s_with_loading"])],
+            ["largest difference pt2 vs TorchScript (map units)", place["pt2_vs_torchscript_max_diff"]]]
+    return out + table(["measure", "value"], rows)
+
+
 def render(results: dict, targets: list[dict]) -> str:
     m = results["machine"]
     lines = [f"## embdeck bench — {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
              + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"), ""]
-    for part, fn in (("extract", extraction_lines), ("maps", maps_lines), ("scale", scale_lines), ("deck", deck_lines),
-                     ("ray", ray_lines), ("compare", compare_lines)):
+    for part, fn in (("extract", extraction_lines), ("maps", maps_lines), ("scale", scale_lines), ("report", report_lines),
+                     ("place", place_lines), ("deck", deck_lines), ("ray", ray_lines), ("compare", compare_lines)):
         if part in results:
             lines += fn(results[part])
     lines += ["### Targets", ""]

@@ -90,6 +90,14 @@ def evaluate(results: dict) -> list[dict]:
         add("70,000 images: peak memory (MiB)", peak, "<= 3072", None if peak is None else peak <= 3072)
         for key, delta in scale.get("quality_delta", {}).items():
             add(f"70,000 images: {key} against the reference", delta, "within 0.005", abs(delta) <= 0.005)
+    report = results.get("report")
+    if report:
+        where = f"{report['points']:,} points"
+        add(f"report opens, map drawn ({where}; ms)", report["open_ms"]["median"], "< 3000", report["open_ms"]["median"] < 3000)
+        hover = report["hover_ms"]
+        add(f"hover answers ({where}; ms, max)", hover["max"], "< 100",
+            hover["max"] < 100 and hover["answered"] == hover["of"], f"{hover['answered']} of {hover['of']} answered")
+        add(f"report folder ({where}; MB)", report["folder_mb"], "<= 30", report["folder_mb"] <= 30)
     deck = results.get("deck")
     if deck:
         p = deck["pipeline"]

@@ -202,6 +202,49 @@ def graph() -> None:
 
 
 @main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", default="out", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The finished run to place onto (its run.json and model_repository/).")
+@click.option("--format", "model_format", type=click.Choice(["pt2", "torchscript"]), default="pt2", show_default=True,
+              help="Which exported files to run: model.pt2 (torch.export) or model.pt (TorchScript).")
+@click.option("--neighbours", "k", default=5, show_default=True, type=click.IntRange(1, 100),
+              help="Nearest images in the collection to list for each new image.")
+def place(folder: Path, out: Path, model_format: str, k: int) -> None:
+    """Place the images in FOLDER on a finished run's t-SNE and parametric UMAP maps (exported models, no refit).
+
+    Writes OUT/placed/placed.csv (coordinates and nearest images) and placed_map.png, and adds the new images to
+    the report's map as their own layer.
+    """
+    from . import place as placing
+
+    with user_errors():
+        summary = placing.place(out, folder, model_format, k)
+        rerender_report(out)
+    target = out.resolve() / placing.PLACED
+    for item in summary["skipped"]:
+        click.echo(f"skipped {item['path']}: {item['reason']}", err=True)
+    skipped = f"; {len(summary['skipped'])} file(s) skipped (listed above)" if summary["skipped"] else ""
+    click.echo(f"placed {summary['count']} image(s) in {summary['seconds']} s ({summary['images_per_s']} images/s after "
+               f"{summary['model_load_seconds']} s loading the models){skipped}", err=True)
+    click.echo(f"CSV: {target / 'placed.csv'}\nfigure: {target / 'placed_map.png'}")
+
+
+def rerender_report(out: Path) -> None:
+    """Render the run's report again (when it has one) so that its map shows the placed images."""
+    import json
+
+    from report.render import render_report
+
+    from .config import build
+
+    report = out.resolve() / "report"
+    if (report / "index.html").is_file():
+        record = json.loads((out.resolve() / "run.json").read_text(encoding="utf-8"))
+        render_report(build(record["config"]), record, report)
+        click.echo(f"report: {report / 'index.html'}")
+
+
+@main.command()
 @common_options
 def demo(cfg: Config) -> None:
     """Write the demo image set (once)."""

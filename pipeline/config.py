@@ -230,9 +230,22 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class GalleryConfig:
-    """The report's interactive map: which images it shows (thumbnails come from extraction)."""
+    """The interactive maps (report and deck) with every image, and the collection as one picture.
 
-    max_points: int = rule(5000, low=1)
+    Thumbnails come from extraction (``extract.keep_thumb``) and go out as WebP sheets. ``tiles_mb`` caps the
+    sheets' total: the largest tile side (of the kept one, 48, 40, 32, 24, 16 px) whose sheets fit is used.
+    At 70,000 Fashion-MNIST images the sheets of 48 px tiles come to ~22 MB and the report's other files
+    (point data, neighbours, figures) to ~8 MB, so the default keeps the report folder under 30 MB.
+    """
+
+    tiles_mb: float = rule(20.0, above=0)
+    tile_quality: int = rule(65, low=1, high=100)  # WebP quality of the sheets
+    neighbours: int = rule(8, low=1)  # nearest neighbours (from the run's graph) shown for a clicked image
+    # The picture: a grid of square cells, 16:9 for the deck's cover; each cell gets one image by an optimal
+    # assignment of t-SNE positions to cells (a seeded sample of columns x rows images on large sets).
+    mosaic_columns: int = rule(48, low=1)
+    mosaic_rows: int = rule(27, low=1)
+    mosaic_cell: int = rule(40, low=8, high=256)  # pixels per cell
     seed: int | None = SEED
 
 

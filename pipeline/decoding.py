@@ -43,14 +43,22 @@ class Preprocess:
             return cv2.resize(rgb, (self.thumbnail_size, self.thumbnail_size), interpolation=cv2.INTER_AREA)
         return resize_center_crop(rgb, self.input_size, self.crop_pct, self.interpolation)
 
-    def to_tensor(self, batch: np.ndarray, device: "torch.device") -> "torch.Tensor":
-        """(B, H, W, 3) uint8 -> normalised (B, 3, S, S) float on the device; the upsampling happens there."""
+    def to_unit(self, batch: np.ndarray, device: "torch.device") -> "torch.Tensor":
+        """(B, H, W, 3) uint8 -> (B, 3, S, S) float RGB in [0, 1] on the device, upsampled there when the batch
+        was assembled smaller: what the exported models take (they normalise inside)."""
         import torch
 
         x = torch.from_numpy(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
         if x.shape[-1] != self.input_size:
             x = torch.nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                                                 align_corners=False)
+        return x
+
+    def to_tensor(self, batch: np.ndarray, device: "torch.device") -> "torch.Tensor":
+        """(B, H, W, 3) uint8 -> normalised (B, 3, S, S) float on the device."""
+        import torch
+
+        x = self.to_unit(batch, device)
         mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
         return (x - mean) / std

@@ -170,7 +170,8 @@ def projected(head: MapHead, embeddings: np.ndarray, rows: np.ndarray | None = N
     parts = []
     for start in range(0, count, BLOCK):
         chosen = slice(start, start + BLOCK) if rows is None else rows[start:start + BLOCK]
-        parts.append(head.project(torch.as_tensor(np.asarray(embeddings[chosen]), dtype=torch.float32)))
+        # A copy of the block: torch warns on (and must not share) a read-only memory map's pages.
+        parts.append(head.project(torch.from_numpy(np.array(embeddings[chosen], dtype=np.float32))))
     return torch.cat(parts) if parts else torch.zeros((0, head.projection.shape[1]))
 
 

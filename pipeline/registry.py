@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .stage import SUMMARY, Stage
 from .stages import (classes, clusters, compare, export, extract, fidelity, findings, gallery, ingest, neighbours,
                      parametric, patches, pca, retrieval, tsne, umap)
@@ -11,6 +13,12 @@ STAGES: list[Stage] = [
     clusters.STAGE, patches.STAGE, retrieval.STAGE, classes.STAGE, findings.STAGE, export.STAGE, fidelity.STAGE,
     gallery.STAGE, compare.STAGE,
 ]
+
+
+def stage_output(record: dict, stage: str, key: str) -> Path:
+    """Where the cache entry this run used keeps a stage's declared output ``key``."""
+    declared = next(s for s in STAGES if s.name == stage)
+    return Path(record["stages"][stage]["dir"]) / declared.outputs[key]
 
 
 def first_line(func, lower: bool = False) -> str:

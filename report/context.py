@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from pipeline.config import Config
-from pipeline.registry import STAGES
+from pipeline.registry import stage_output
 
 
 # Stages whose slides say why they are missing when they could not run (too few images, say).
@@ -32,8 +32,7 @@ def engine_text(extract: dict) -> str:
 
 def stage_json(record: dict, stage: str, key: str):
     """A stage's declared JSON output, read from the cache entry this run used."""
-    declared = next(s for s in STAGES if s.name == stage)
-    return json.loads((Path(record["stages"][stage]["dir"]) / declared.outputs[key]).read_text(encoding="utf-8"))
+    return json.loads(stage_output(record, stage, key).read_text(encoding="utf-8"))
 
 
 def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:

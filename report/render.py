@@ -8,7 +8,6 @@ for the report (autoescape), and for the deck HTML plus Vue's ``{{`` (Slidev com
 from __future__ import annotations
 
 import html
-import json
 import shutil
 from pathlib import Path
 
@@ -20,6 +19,10 @@ from .context import deck_context
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
+WEB = ROOT / "web"  # the map's browser code, shared by the report and the deck's component
+COMPONENTS = ROOT / "slides" / "components"
+DECK_SCRIPTS = ("map-core.js", "map-view.js")
+REPORT_SCRIPTS = ("map-core.js", "map-view.js", "report-map.js")
 
 
 def escape_deck(value) -> str:
@@ -92,9 +95,31 @@ def write_if_changed(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def sync_folder(files: dict[str, Path], dest: Path, keep=lambda name: False) -> None:
+    """Make ``dest`` hold exactly ``files`` (name -> source; unchanged files untouched), besides what ``keep``
+    spares: a map of fewer images leaves no sheet of a larger one behind."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, source in files.items():
+        copy_if_changed(source, dest / name)
+    for stale in dest.iterdir():
+        if stale.is_file() and stale.name not in files and not keep(stale.name):
+            stale.unlink()
+
+
+def map_files(record: dict, scripts: tuple[str, ...], neighbours: bool) -> dict[str, Path]:
+    """The gallery stage's map data (with or without the neighbour files) and the browser code that reads it."""
+    folder = Path(record["stages"]["gallery"]["dir"]) / "map"
+    files = {p.name: p for p in sorted(folder.iterdir()) if neighbours or not p.name.startswith("nbrs-")}
+    return files | {name: WEB / name for name in scripts}
+
+
 def render_deck(cfg: Config, record: dict, slides_dir: Path) -> Path:
     names = copy_figures(record, slides_dir / "public" / "figures")
     context = deck_context(cfg, record, urls(names, "/figures/"))
+    if context["gallery_summary"]:  # the map slide's component and the data it loads
+        sync_folder(map_files(record, DECK_SCRIPTS, neighbours=False), slides_dir / "public" / "map")
+        for component in sorted(COMPONENTS.glob("*.vue")):
+            copy_if_changed(component, slides_dir / "components" / component.name)
     text = environment(autoescape=False).get_template("slides.md.j2").render(**context)
     target = slides_dir / "slides.md"
     write_if_changed(target, text)
@@ -102,18 +127,18 @@ def render_deck(cfg: Config, record: dict, slides_dir: Path) -> Path:
 
 
 def render_report(cfg: Config, record: dict, report_dir: Path) -> Path:
-    from pipeline.stages.gallery import STAGE as GALLERY
+    from .placed import placed_layer
 
     names = copy_figures(record, report_dir / "figures")
     context = deck_context(cfg, record, urls(names, "figures/"))
     context["data_files"] = copy_data(record, report_dir / "data")
-    context["gallery"], context["gallery_sprite"] = None, None
+    context["placed"] = None
     if context["gallery_summary"]:
-        gallery = Path(record["stages"]["gallery"]["dir"])
-        sprite = GALLERY.outputs["sprite"]
-        copy_if_changed(gallery / sprite, report_dir / "figures" / sprite)
-        context["gallery_sprite"] = f"figures/{sprite}"
-        context["gallery"] = json.loads((gallery / GALLERY.outputs["points"]).read_text(encoding="utf-8"))
+        folder = report_dir / "map"
+        files = map_files(record, REPORT_SCRIPTS, neighbours=True)
+        placed = placed_layer(Path(cfg.out).resolve(), record, folder)
+        sync_folder(files, folder, keep=lambda name: placed is not None and name in placed["files"])
+        context["placed"] = placed
     text = environment(autoescape=True).get_template("report.html.j2").render(**context)
     target = report_dir / "index.html"
     write_if_changed(target, text)

@@ -56,3 +56,19 @@ def coffee() -> np.ndarray:
     from skimage import data
 
     return data.coffee()
+
+
+@pytest.fixture(scope="session")
+def run_dirs(tmp_path_factory, medium_set):
+    """The end-to-end run (out, slides, its options) of tests/e2e.py, once per session."""
+    from e2e import make_run
+
+    return make_run(tmp_path_factory.mktemp("e2e"), medium_set)
+
+
+@pytest.fixture(scope="session")
+def built_deck(run_dirs, tmp_path_factory) -> Path:
+    """The end-to-end run's deck built by Slidev (its static site), once for the tests that open it."""
+    from e2e import build_deck
+
+    return build_deck(run_dirs[1], tmp_path_factory.mktemp("dist") / "dist")

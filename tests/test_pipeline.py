@@ -1,7 +1,7 @@
-"""End to end on 300 real Fashion-MNIST images with the bundled backbone: every stage, the cache, the deck,
-the quality thresholds at a small scale, the exported model in a fresh process, and a Slidev build."""
+"""End to end on 300 real Fashion-MNIST images with the bundled backbone (the run of tests/e2e.py, shared with
+test_interactive): every stage, the cache, the deck, the quality thresholds at a small scale, the exported
+models in a fresh process, and a Slidev build."""
 
-import hashlib
 import json
 import re
 import shutil
@@ -13,47 +13,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from e2e import HOSTILE, ROOT, invoke, map_payload, record
 from pipeline.cli import main
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def folder_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        digest.update(str(path.relative_to(folder)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def invoke(*args) -> str:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-HOSTILE = "<img src=x onerror=alert(1)>{{ 7*7 }}"
-
-
-@pytest.fixture(scope="module")
-def run_dirs(tmp_path_factory, medium_set):
-    """The 300 images plus a broken file with a hostile name, which must be skipped and shown as text."""
-    base = tmp_path_factory.mktemp("e2e")
-    images, out, slides = base / "images", base / "out", base / "slides"
-    shutil.copytree(medium_set, images)
-    (images / "Bag" / f"{HOSTILE}.png").write_text("not an image")
-    first = sorted((images / "Coat").iterdir())[0]
-    first.rename(first.with_name(f"{HOSTILE} $x$.png"))  # a real image with a hostile name
-    before = folder_digest(images)
-    opts = ["--images", str(images), "--out", str(out), "--set", f"slides={slides}"]
-    invoke("deck", *opts)
-    assert folder_digest(images) == before, "the input folder must not change"
-    return out, slides, opts
-
-
-def record(out: Path) -> dict:
-    return json.loads((out / "run.json").read_text())
 
 
 def test_deck_numbers_come_from_the_run(run_dirs):
@@ -65,9 +26,10 @@ def test_deck_numbers_come_from_the_run(run_dirs):
     assert "**300 images**" in deck and "(300, 1280)" in deck
     assert "EfficientNet-Lite0" in deck and "did not use DINO" in deck
     assert "{{" not in deck and "placeholder" not in deck.lower()
-    referenced = re.findall(r'src="(/figures/[^"]+)"', deck)
+    referenced = re.findall(r'src="(/figures/[^"]+)"', deck) + re.findall(r"^background: (/figures/\S+)$", deck, re.M)
     made = {p.name for p in (slides / "public" / "figures").glob("*.png")}
-    assert len(made) == 19 and made == {ref.rsplit("/", 1)[1] for ref in referenced}, "every figure is on a slide"
+    assert len(made) == 20 and made == {ref.rsplit("/", 1)[1] for ref in referenced}, "every figure is on a slide"
+    assert "background: /figures/mosaic.png" in deck, "the collection picture is the cover's background"
     for ref in referenced:
         assert (slides / "public" / ref.lstrip("/")).is_file(), ref
     assert not re.search(r"https?://", deck), "the deck stays offline"
@@ -77,17 +39,23 @@ def test_deck_numbers_come_from_the_run(run_dirs):
     assert rec["summaries"]["ingest"]["skipped"] == 1
 
 
-def test_report_has_an_offline_interactive_map(run_dirs):
-    out, _, _ = run_dirs
+def test_report_has_an_offline_interactive_map_of_every_image(run_dirs):
+    out, slides, _ = run_dirs
     report = (out / "report" / "index.html").read_text()
-    payload = re.search(r'<script type="application/json" id="points">(.*?)</script>', report, re.S).group(1)
-    points = json.loads(payload)
-    assert len(points["points"]) == 300 and {"tsne", "umap", "label", "name", "tile"} <= set(points["points"][0])
-    sprite = out / "report" / "figures" / "thumbs.jpg"
-    import cv2
-    assert cv2.imread(str(sprite)).shape[0] >= points["thumb"] * (300 // points["columns"])
-    for src in re.findall(r'src="([^"]+)"', report):
+    points = map_payload(out / "report" / "map" / "points.js", "points")
+    assert points["count"] == 300 and [m["key"] for m in points["maps"]] == ["tsne", "umap", "param_umap"]
+    assert len(points["names"]["base"]) == 300 and points["clusters"]["k"] == record(out)["summaries"]["clusters"]["k"]
+    sheets = sorted((out / "report" / "map").glob("tiles-*.webp"))
+    assert len(sheets) == points["sheets"] == 2, "300 thumbnails, 256 a sheet"
+    assert (out / "report" / "map" / "nbrs-000.js").is_file()
+    for src in re.findall(r'(?:src|href)="([^"#]+)"', report):
+        if src.startswith("data:"):  # inline (the empty favicon): nothing to fetch
+            continue
         assert not src.startswith(("http:", "https:", "/")) and (out / "report" / src).is_file(), src
+    deck_map = slides / "public" / "map"
+    assert (deck_map / "points.js").read_bytes() == (out / "report" / "map" / "points.js").read_bytes()
+    assert not list(deck_map.glob("nbrs-*")), "the deck does not ship the neighbour files it never reads"
+    assert (slides / "components" / "EmbeddingMap.vue").is_file(), "the component travels with a slides folder"
 
 
 def test_hostile_file_names_reach_neither_deck_nor_report_raw(run_dirs):
@@ -97,10 +65,10 @@ def test_hostile_file_names_reach_neither_deck_nor_report_raw(run_dirs):
     assert "<img src=x" not in deck and "<img src=x" not in report
     assert "&lt;img src=x onerror=alert(1)&gt;&#123;&#123; 7&#42;7 &#125;&#125;" in deck
     assert "&lt;img src=x onerror=alert(1)&gt;{{ 7*7 }}" in report
-    payload = re.search(r'<script type="application/json" id="points">(.*?)</script>', report, re.S).group(1)
-    assert "<img" not in payload and "</script" not in payload.lower()
-    names = [p["name"] for p in json.loads(payload)["points"]]
-    assert f"Coat/{HOSTILE} $x$.png" in names, "shown literally in the hover text (set with textContent)"
+    points = map_payload(out / "report" / "map" / "points.js", "points")
+    assert f"{HOSTILE} $x$.png" in points["names"]["base"], "kept literally, shown as text (textContent)"
+    for script in (ROOT / "web").glob("*.js"):
+        assert "innerHTML" not in script.read_text(), f"{script.name}: names must never become HTML"
 
 
 def test_rerun_recomputes_nothing_and_pca_change_reruns_only_pca(run_dirs):
@@ -118,6 +86,8 @@ def test_rerun_recomputes_nothing_and_pca_change_reruns_only_pca(run_dirs):
     assert states.pop("pca") == "ran" and states["ingest"] == states["extract"] == states["umap"] == "cached"
     assert states["clusters"] == states["retrieval"] == states["patches"] == "cached", "they do not read PCA"
     assert np.load(next(out.glob("cache/pca/*/pca.npy"))).shape[1] in (5, 50)
+    invoke("run", *opts)  # back to the shared run's own record (all cached), for the tests that read it after
+    assert {s["state"] for s in record(out)["stages"].values()} == {"cached"}
 
 
 def test_extraction_is_deterministic(run_dirs, tmp_path):
@@ -128,16 +98,10 @@ def test_extraction_is_deterministic(run_dirs, tmp_path):
     assert np.array_equal(first, second)
 
 
-def test_slidev_builds_the_rendered_deck(run_dirs, tmp_path):
-    _, slides, _ = run_dirs
-    assert (ROOT / "node_modules" / ".bin" / "slidev").exists(), "run `make test`: it installs Slidev"
-    proc = subprocess.run(["npx", "--no-install", "slidev", "build", str(slides / "slides.md"), "--out",
-                           str(tmp_path / "dist")], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "JITI_FS_CACHE": "false"})
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert (tmp_path / "dist" / "index.html").is_file()
-    figures = list((tmp_path / "dist" / "figures").glob("*.png"))
-    assert len(figures) >= 2
+def test_slidev_builds_the_rendered_deck(built_deck):
+    assert (built_deck / "index.html").is_file()
+    assert len(list((built_deck / "figures").glob("*.png"))) >= 2
+    assert (built_deck / "map" / "points.js").is_file() and (built_deck / "map" / "map-view.js").is_file()
 
 
 def test_output_inside_input_is_refused(small_set):
@@ -170,11 +134,14 @@ def test_quality_at_a_small_scale(run_dirs):
 
 
 def test_exported_model_runs_with_torch_alone(run_dirs, tmp_path):
-    """Load model.pt in a fresh process where timm cannot be imported; compare with the pipeline's embeddings."""
+    """Load model.pt and model.pt2 in a fresh process where timm cannot be imported; compare both with the
+    pipeline's embeddings, and a batch of a size never traced (5) with its images one by one."""
     out, _, _ = run_dirs
     s = record(out)["summaries"]["export"]
-    assert s["models"]["dino_model"]["max_abs_diff"] < 1e-4
-    assert s["models"]["tsne_map"]["batch_independence_max_diff"] < 1e-4
+    assert set(s["models"]) == {"dino_model", "tsne_map", "umap_map", "tsne_head", "umap_head"}
+    for name, m in s["models"].items():
+        for checked in (m, m["pt2"]):
+            assert checked["max_abs_diff"] < 1e-4 and checked["batch_independence_max_diff"] < 1e-4, name
     model = out / "model_repository" / "dino_model" / "1" / "model.pt"
     assert (out / "model_repository" / "dino_model" / "config.pbtxt").is_file()
     export_dir = next(out.glob("cache/export/*/"))
@@ -198,14 +165,18 @@ class Block:
 sys.meta_path.insert(0, Block())
 import numpy as np, torch
 batch = torch.from_numpy(np.load({str(tmp_path / "batch.npy")!r})).permute(0, 3, 1, 2).float() / 255.0
-model = torch.jit.load({str(model)!r})
-np.save({str(tmp_path / "got.npy")!r}, model(batch).detach().numpy())
+with torch.inference_mode():
+    for kind, model in (("pt", torch.jit.load({str(model)!r})), ("pt2", torch.export.load({str(model) + "2"!r}).module())):
+        np.save({str(tmp_path)!r} + f"/{{kind}}.npy", model(batch).numpy())
+        np.save({str(tmp_path)!r} + f"/{{kind}}-five.npy", model(batch[:5]).numpy())
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    got = np.load(tmp_path / "got.npy")
     want = np.load(next(out.glob("cache/extract/*/embeddings.npy")))[picks]
-    assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+    for kind in ("pt", "pt2"):
+        got = np.load(tmp_path / f"{kind}.npy")
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-4, kind
+        assert np.abs(np.load(tmp_path / f"{kind}-five.npy") - got[:5]).max() < 1e-4, kind
 
 
 def test_a_set_too_small_for_some_analyses_still_makes_a_deck(tmp_path, small_set):

@@ -6,7 +6,7 @@ the stages that read it (``needs``), so a change elsewhere reruns this stage onl
 
 Spaces (each searched once; the run record counts the searches):
 - ``embedding``: the global embeddings at unit length; values are cosine similarities. Read by retrieval,
-  k-NN accuracy, fidelity, UMAP and the parametric UMAP.
+  k-NN accuracy, fidelity, UMAP, the parametric UMAP and the interactive map (neighbours, outlier score).
 - ``pca``: the first ``pca.n_components`` principal components; values are Euclidean distances. Read by t-SNE.
 - ``pixels``: the raw-pixel copies at unit length, only when there are labels (the raw-pixel k-NN baseline).
 
@@ -44,7 +44,7 @@ def needs(cfg: "Config") -> dict:
     parametric_k = math.ceil((umap.n_neighbors - 1) / (1 - cfg.parametric.holdout)) + 2
     label_k = math.ceil(cfg.findings.label_k * retrieval.folds / (retrieval.folds - 1)) + FOLD_MARGIN
     embedding = max(retrieval.top_k, retrieval.knn_k * FOLD_MARGIN, cfg.fidelity.k, umap.n_neighbors - 1, parametric_k,
-                    cfg.findings.outlier_k, label_k)
+                    cfg.findings.outlier_k, label_k, cfg.gallery.neighbours)
     return {"embedding": embedding, "pca": int(3 * cfg.tsne.perplexity), "pixels": retrieval.knn_k * FOLD_MARGIN}
 
 

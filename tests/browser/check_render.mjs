@@ -1,10 +1,15 @@
 // Load the built deck and the report in headless Chromium from a local server; fail on console errors,
-// failed requests, images that did not load, or a title slide without the run's image count.
-// Usage: node check_render.mjs <deck url> <report url> <expected image count> <screenshot folder>
+// failed requests, images that did not load, or a title slide without the run's image count. On the deck's map
+// slide and the report's map, observe hovers, map switches and colourings with a real mouse (map_checks.mjs).
+// Usage: node check_render.mjs <deck url> <report url> <expected image count> <screenshot folder> [quick|full] [probe]
+// quick: no screenshot of every slide, only the map checks (the pytest-level check); probe: a text to search the
+// report's map for (its results are recorded as shown).
 import { chromium } from "playwright-chromium";
 import { mkdirSync } from "node:fs";
+import { checkMap, checkReportExtras } from "./map_checks.mjs";
 
-const [deckUrl, reportUrl, expectedCount, shots] = process.argv.slice(2);
+const [deckUrl, reportUrl, expectedCount, shots, mode, probe] = process.argv.slice(2);
+const quick = mode === "quick";
 mkdirSync(shots, { recursive: true });
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -23,40 +28,71 @@ async function imagesLoaded(label) {
   for (const src of broken) problems.push(`image did not load on ${label}: ${src}`);
 }
 
-// The deck: every slide, a screenshot of each.
+const deckMap = { canvas: ".embdeck-map .canvas", tip: ".embdeck-map .tip", mapButtons: ".embdeck-map .controls .group:nth-of-type(1)",
+                  modeButtons: ".embdeck-map .controls .group:nth-of-type(2)", legend: ".embdeck-map .legend" };
+const reportMap = { canvas: "#map-canvas", tip: "#map-tip", mapButtons: "#map-switch", modeButtons: "#map-colour", legend: "#map-legend" };
+const result = { slides: 0, headings: {}, problems, map: {} };
+
+// The deck: every slide, a screenshot of each (quick: only find the map slide).
 await page.goto(`${deckUrl}#/1`, { waitUntil: "networkidle" });
 const title = await page.innerText("body");
 if (!title.includes(`${Number(expectedCount).toLocaleString("en-US")} images`)) {
   problems.push(`title slide does not show the image count ${expectedCount}`);
 }
-const headings = {};
-let total = 0;
 for (let n = 1; n <= 500; n++) {
   await page.goto(`${deckUrl}#/${n}`, { waitUntil: "networkidle" });
-  await page.waitForTimeout(500);
+  await page.waitForTimeout(quick ? 150 : 500);
   if (!(await page.$(`.slidev-page-${n}`))) break;  // past the last slide
-  total = n;
+  result.slides = n;
+  const hasMap = await page.$(`.slidev-page-${n} .embdeck-map`);
+  if (quick && !hasMap) continue;
   await page.evaluate(() => Promise.all([...document.images].map((i) => i.decode().catch(() => null))));
   await imagesLoaded(`slide ${n}`);
-  const heading = (await page.locator(`.slidev-page-${n} h1`).first().innerText().catch(() => "")).trim();
-  headings[n] = heading;
-  await page.screenshot({ path: `${shots}/slide-${String(n).padStart(2, "0")}.png` });
+  result.headings[n] = (await page.locator(`.slidev-page-${n} h1`).first().innerText().catch(() => "")).trim();
+  if (hasMap) {
+    result.mapSlide = n;
+    const ui = Object.fromEntries(Object.entries(deckMap).map(([k, v]) => [k, `.slidev-page-${n} ${v}`]));
+    await page.waitForFunction((sel) => document.querySelector(sel)?.dataset.ready === "1", ui.canvas, { timeout: 60000 });
+    await page.screenshot({ path: `${shots}/slide-${String(n).padStart(2, "0")}.png` });
+    try {
+      result.map.deck = await checkMap(page, ui, shots, "deck");
+      const first = result.map.deck.hovers[0];
+      if (first) await page.mouse.move(first.page.x, first.page.y);
+      await page.screenshot({ path: `${shots}/slide-${String(n).padStart(2, "0")}-hover.png` });
+      await page.mouse.move(1, 1);
+    } catch (error) {
+      problems.push(`the deck's map (slide ${n}): ${error.message.split("\n")[0]}`);
+    }
+  } else {
+    await page.screenshot({ path: `${shots}/slide-${String(n).padStart(2, "0")}.png` });
+  }
 }
+if (result.slides < 2) problems.push(`the deck has ${result.slides} slide(s)`);
+if (!result.mapSlide) problems.push("no slide of the deck holds the interactive map");
 
-if (total < 2) problems.push(`the deck has ${total} slide(s)`);
-
-// The report, full page.
+// The report, full page, then its map.
 await page.setViewportSize({ width: 1280, height: 900 });
 await page.goto(reportUrl, { waitUntil: "networkidle" });
 await page.evaluate(() => Promise.all([...document.images].map((i) => i.decode().catch(() => null))));
 await imagesLoaded("report");
-const canvas = await page.$("#map");
-if (canvas) {
-  const box = await canvas.boundingBox();
-  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+if (await page.$("#map-canvas")) {
+  try {
+    result.map.report = await checkMap(page, reportMap, shots, "report");
+    result.map.reportExtras = await checkReportExtras(page, result.map.report, shots, probe);
+    await page.locator("#map-canvas").scrollIntoViewIfNeeded();
+    const hovered = await page.evaluate((i) => document.querySelector("#map-canvas").embdeckView.pagePosition(i),
+                                        result.map.report.hovers[0].index);
+    await page.mouse.move(hovered.x, hovered.y);
+    await page.locator("#embdeck-explorer").screenshot({ path: `${shots}/report-map.png` });
+  } catch (error) {
+    problems.push(`the report's map: ${error.message.split("\n")[0]}`);
+  }
+} else {
+  problems.push("the report has no interactive map");
 }
-await page.screenshot({ path: `${shots}/report.png`, fullPage: true });
+await page.mouse.move(1, 1);
+if (!quick) await page.screenshot({ path: `${shots}/report.png`, fullPage: true });
 await browser.close();
 
-console.log(JSON.stringify({ slides: total, headings, problems }, null, 1));
+console.log(JSON.stringify(result, null, 1));
 process.exit(problems.length ? 1 : 0);

@@ -1,7 +1,10 @@
 """Check what `make deck` made, as a person would see it: the built deck and the report in headless Chromium
-(served from loopback), and the PDF's pages rendered to pixels. Screenshots go to <out>/check-render/.
+(served from loopback) with a real mouse on their maps, and the PDF's pages rendered to pixels. Screenshots go
+to <out>/check-render/.
 
-Usage: python tests/browser/check_render.py [--out out] [--slides slides]
+Usage: python tests/browser/check_render.py [--out out] [--slides slides] [--dist DIR] [--quick] [--probe TEXT]
+--quick: the maps only (no screenshot of every slide, no PDF): the pytest-level check.
+--probe: search the report's map for TEXT; every file name containing it must be listed, as written.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -16,9 +20,13 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+from map_judge import judge  # noqa: E402
+
+MAP_SLIDE_INK = 0.03  # the printed map slide holds two figures: far more ink than a title over an empty canvas
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -40,8 +48,9 @@ def serve(folder: Path) -> ThreadingHTTPServer:
     return server
 
 
-def pdf_pages_have_content(pdf: Path, shots: Path) -> list[str]:
-    """Render every PDF page; a page with (almost) no ink is a blank export."""
+def pdf_pages_have_content(pdf: Path, shots: Path, map_slide: int | None) -> list[str]:
+    """Render every PDF page; a page with (almost) no ink is a blank export, and the map slide must show its
+    figures (the interactive map cannot print)."""
     problems = []
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["pdftoppm", "-r", "30", "-png", str(pdf), f"{tmp}/page"], check=True)
@@ -50,40 +59,66 @@ def pdf_pages_have_content(pdf: Path, shots: Path) -> list[str]:
             return [f"{pdf} has no pages"]
         import cv2
 
-        for page in pages:
-            pixels = cv2.imread(str(page), cv2.IMREAD_GRAYSCALE)
-            if (pixels < 200).mean() < 0.002:
+        for number, page in enumerate(pages, 1):
+            ink = (cv2.imread(str(page), cv2.IMREAD_GRAYSCALE) < 200).mean()
+            if ink < 0.002:
                 problems.append(f"PDF page {page.stem} is blank")
-        (shots / "pdf-page-01.png").write_bytes(pages[0].read_bytes())
+            if number == map_slide and ink < MAP_SLIDE_INK:
+                problems.append(f"PDF page {number} (the map slide) shows no figure (ink {ink:.3f})")
+            if number in (1, map_slide):
+                (shots / f"pdf-page-{number:02d}.png").write_bytes(page.read_bytes())
+    cover = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True).stdout
+    if "Exploring Image" not in cover:
+        problems.append("the PDF's cover page has no title text (pushed off the page?)")
     return problems
+
+
+def run_browser(out: Path, dist: Path, images: int, shots: Path, quick: bool, probe: str) -> dict:
+    deck_server, report_server = serve(dist), serve(out / "report")
+    try:
+        proc = subprocess.run(
+            ["node", str(HERE / "check_render.mjs"), f"http://127.0.0.1:{deck_server.server_port}/index.html",
+             f"http://127.0.0.1:{report_server.server_port}/index.html", str(images), str(shots),
+             "quick" if quick else "full", probe], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    finally:
+        deck_server.shutdown()
+        report_server.shutdown()
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        return {"problems": [f"the browser check did not finish: {proc.stdout[-2000:]} {proc.stderr[-3000:]}"]}
+
+
+def check(out: Path, slides: Path, dist: Path, quick: bool, probe: str = "") -> tuple[dict, list[str]]:
+    """The browser's observations and every problem found in them (and in the PDF unless ``quick``); ``probe``:
+    a text to search the report's map for, whose every matching file name must be listed as written."""
+    shots = out / "check-render"
+    shots.mkdir(parents=True, exist_ok=True)
+    record = json.loads((out / "run.json").read_text())
+    result = run_browser(out, dist, record["summaries"]["ingest"]["images"], shots, quick, probe)
+    problems = list(result["problems"])
+    if "map" in result:
+        problems += judge(result, record)
+    if not quick:
+        problems += pdf_pages_have_content(slides / "deck.pdf", shots, result.get("mapSlide"))
+    (shots / "observed.json").write_text(json.dumps(result, indent=1))
+    return result, problems
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="out")
     parser.add_argument("--slides", default="slides")
+    parser.add_argument("--dist", default=None, help="the built deck (default: <slides>/dist)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--probe", default="", help="search the report's map for this; all matches must be listed")
     args = parser.parse_args()
     out, slides = Path(args.out).resolve(), Path(args.slides).resolve()
-    shots = out / "check-render"
-    shots.mkdir(parents=True, exist_ok=True)
-    record = json.loads((out / "run.json").read_text())
-    images = record["summaries"]["ingest"]["images"]
-    deck_server, report_server = serve(slides / "dist"), serve(out / "report")
-    try:
-        proc = subprocess.run(
-            ["node", str(HERE / "check_render.mjs"), f"http://127.0.0.1:{deck_server.server_port}/index.html",
-             f"http://127.0.0.1:{report_server.server_port}/index.html", str(images), str(shots)],
-            cwd=ROOT, capture_output=True, text=True, timeout=600)
-    finally:
-        deck_server.shutdown()
-        report_server.shutdown()
-    try:
-        result = json.loads(proc.stdout)
-    except ValueError:
-        print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
-        return 1
-    problems = result["problems"] + pdf_pages_have_content(slides / "deck.pdf", shots)
-    print(f"deck: {result['slides']} slides checked; report checked; screenshots in {shots}")
+    dist = Path(args.dist).resolve() if args.dist else slides / "dist"
+    result, problems = check(out, slides, dist, args.quick, args.probe)
+    hovers = sum(len(result.get("map", {}).get(kind, {}).get("hovers", [])) for kind in ("deck", "report"))
+    print(f"deck: {result.get('slides', 0)} slides checked; maps: {hovers} hovers judged; screenshots in "
+          f"{out / 'check-render'}")
     for problem in problems:
         print(f"PROBLEM: {problem}", file=sys.stderr)
     return 1 if problems else 0

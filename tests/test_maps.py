@@ -1,0 +1,155 @@
+"""The interactive map's data files, the collection picture and the exported programs, each on small real data
+(no pipeline run): what the browser decodes is what the run computed, the assignment is optimal, the export
+takes any batch and torch's TorchScript deprecation reaches the user as one explained line."""
+
+import base64
+import itertools
+import json
+import logging
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import map_data, model_files, mosaic
+
+
+def decode(typed: dict) -> np.ndarray:
+    """What web/map-core.js does: base64 -> little-endian typed array."""
+    return np.frombuffer(base64.b64decode(typed["data"]), dtype=map_data.DTYPES[typed["type"]])
+
+
+def test_map_order_keeps_neighbours_on_the_map_together(pixel_features):
+    x, _ = pixel_features
+    coords = x[:, :2]
+    order = map_data.map_order(coords)
+    assert sorted(order) == list(range(len(coords)))
+    step = np.linalg.norm(np.diff(coords[order], axis=0), axis=1).mean()
+    shuffled = np.linalg.norm(np.diff(coords, axis=0), axis=1).mean()
+    assert step < shuffled / 3, "consecutive points of a sheet lie near each other on the map"
+
+
+def test_points_file_decodes_to_the_run_s_values(pixel_features):
+    x, labels = pixel_features
+    n = len(x)
+    labels = [f"class {v}" for v in labels]
+    maps = {"tsne": ("t-SNE", x[:, :2] * 7.0), "umap": ("UMAP", x[:, 2:4])}
+    order = map_data.map_order(maps["tsne"][1])
+    clusters = (np.arange(n) * 7) % 13
+    outlier = np.linspace(0.1, 0.9, n).astype(np.float32)
+    paths = [f"{labels[i]}/img {i}.png" for i in range(n)]
+    payload = map_data.points_payload(order, maps, paths, labels, clusters, outlier, 10, map_data.palettes(10),
+                                      48, 2, None)
+    text = map_data.script("points", payload)
+    body = json.loads(re.fullmatch(r'EmbdeckMap\.receive\("points", (.*)\);\n', text, re.S).group(1))
+    assert text.isascii()
+    for m in body["maps"]:
+        xy = decode(m["xy"]).reshape(-1, 2) / 65535.0
+        x0, y0, x1, y1 = m["bounds"]
+        back = np.column_stack([x0 + xy[:, 0] * (x1 - x0), y0 + xy[:, 1] * (y1 - y0)])
+        want = maps[m["key"]][1][order]
+        assert np.abs(back - want).max() <= (want.max(0) - want.min(0)).max() / 65535 * 0.51
+    assert [m["key"] for m in body["maps"]] == ["tsne", "umap"], "the maps in the order given"
+    names = body["names"]
+    folder = decode(names["folder"])
+    assert [f"{names['folders'][f]}/{b}" for f, b in zip(folder, names["base"])] == [paths[i] for i in order]
+    assert [body["labels"]["names"][v] for v in decode(body["labels"]["of"])] == [labels[i] for i in order]
+    assert np.array_equal(decode(body["clusters"]["of"]), clusters[order])
+    assert np.array_equal(decode(body["outlier"]["score"]), outlier[order])
+
+
+def test_neighbour_files_point_at_map_positions():
+    order = np.array([2, 0, 3, 1])  # map position p holds manifest row order[p]
+    idx = np.array([[1, 2], [0, 3], [3, -1], [2, 0]])
+    sims = np.array([[0.9, 0.5], [0.9, 0.4], [0.8, 0.0], [0.8, 0.5]], np.float32)
+    block = map_data.neighbour_blocks(order, idx, sims, 2)[0]
+    found, score = decode(block["idx"]).reshape(4, 2), decode(block["sim"]).reshape(4, 2) / 10_000
+    position = {row: p for p, row in enumerate(order)}
+    for p, row in enumerate(order):
+        for j in range(2):
+            if idx[row, j] < 0:
+                assert found[p, j] == 255, "a missing neighbour is the type's maximum"
+            else:
+                assert found[p, j] == position[idx[row, j]] and score[p, j] == pytest.approx(sims[row, j])
+
+
+def test_sheets_shrink_until_they_fit_the_budget(fashion):
+    from pipeline.images import letterbox
+
+    images, _ = fashion
+    thumbs = np.stack([letterbox(np.repeat(im[:, :, None], 3, 2), 48) for im in images[:300]])
+    order = np.arange(300)
+    sheets, tried = map_data.fit_sheets(thumbs, order, 1e9, 65)
+    assert list(tried) == [48] and len(sheets) == 2
+    sheets, tried = map_data.fit_sheets(thumbs, order, tried[48] * 0.6, 65)
+    assert list(tried)[-1] < 48 and tried[list(tried)[-1]] <= tried[48] * 0.6
+    import cv2
+
+    sheet = cv2.imdecode(np.frombuffer(sheets[0], np.uint8), cv2.IMREAD_COLOR)
+    side = list(tried)[-1]
+    assert sheet.shape[:2] == (16 * side, 16 * side)
+    tile = cv2.cvtColor(sheet[side:2 * side, 0:side], cv2.COLOR_BGR2RGB).astype(float)  # map position 16
+    want = cv2.resize(thumbs[16], (side, side), interpolation=cv2.INTER_AREA).astype(float)
+    assert np.abs(tile - want).mean() < 12
+
+
+def test_grid_shape_fits_the_images():
+    assert mosaic.grid_shape(100_000, 48, 27) == (48, 27)
+    columns, rows = mosaic.grid_shape(300, 48, 27)
+    assert columns * rows <= 300 and columns * rows >= 250 and 1.5 < columns / rows < 2.2
+    assert mosaic.grid_shape(1, 48, 27) == (1, 1)
+
+
+def test_the_picture_is_an_optimal_assignment(pixel_features):
+    """On 6 cells, the assignment's cost equals the best of all 720 permutations; each image one cell."""
+    x, _ = pixel_features
+    coords = x[:6, :2]
+    placed, cells, columns, rows = mosaic.assign(coords, 3, 2, seed=0)
+    assert (columns, rows) == (3, 2) and sorted(cells) == list(range(6)) and len(set(placed)) == 6
+    points = mosaic.to_grid(coords, columns, rows)
+    centres = np.array([[c % 3 + 0.5, c // 3 + 0.5] for c in range(6)])
+    cost = lambda assignment: sum(((points[p] - centres[c]) ** 2).sum() for p, c in assignment)
+    best = min(cost(zip(range(6), perm)) for perm in itertools.permutations(range(6)))
+    assert cost(zip(placed, cells)) == pytest.approx(best)
+    many = np.random.default_rng(0).normal(size=(5000, 2))
+    placed, cells, columns, rows = mosaic.assign(many, 12, 8, seed=1)
+    assert len(placed) == 96 == len(set(placed.tolist())) and sorted(cells) == list(range(96))
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.layer(embedding) * 2.0
+
+
+def test_exported_program_takes_any_batch(tmp_path):
+    module = Tiny().eval()
+    model_files.export_program(module, torch.randn(4, 6), tmp_path / "model.pt2")
+    loaded = model_files.load(tmp_path / "model.pt2")
+    for batch in (1, 7, 64):
+        x = torch.randn(batch, 6)
+        assert torch.allclose(loaded(x), module(x), atol=1e-6)
+
+
+def test_torchscript_deprecation_is_one_explained_line(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(model_files, "_explained", False)
+    with warnings.catch_warnings(record=True) as escaped, caplog.at_level(logging.INFO, logger="embdeck"):
+        warnings.simplefilter("always")
+        scripted, how = model_files.script(Tiny().eval(), torch.randn(2, 6))
+        scripted.save(str(tmp_path / "model.pt"))
+        model_files.load(tmp_path / "model.pt")
+        model_files.load(tmp_path / "model.pt")
+    assert how == "script"
+    assert not [w for w in escaped if "deprecated" in str(w.message)], "no deprecation warning escapes"
+    lines = [r.getMessage() for r in caplog.records if "TorchScript" in r.getMessage()]
+    assert len(lines) == 1 and "Triton" in lines[0] and "model.pt2" in lines[0]
+    with warnings.catch_warnings(record=True) as seen:  # the check can fail: torch does warn
+        warnings.simplefilter("always")
+        torch.jit.load(str(tmp_path / "model.pt"))
+    assert any("deprecated" in str(w.message) for w in seen)
