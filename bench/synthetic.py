@@ -31,6 +31,7 @@ from pipeline.stages import extract as real_extract
 from pipeline.stages import ingest as real_ingest
 
 CHUNK = 16_384  # points written at a time: about 80 MB of 1280-d float32 per array
+SEGMENT = 8 * CHUNK  # points per mapping of the output files (about 2.7 GB of all four at 1280-d, 48-px thumbs)
 NN_SAMPLE = 2000  # seeded real points whose nearest real neighbour gives the median distance
 LINKED = ("patch_tokens", "patch_pixels", "patch_images")  # not per point: the source's files, hard-linked
 LABEL = "a scaling test, not a data set"
@@ -106,29 +107,36 @@ def synthetic_manifest(manifest: list[dict], rows: np.ndarray) -> list[dict]:
 
 
 def write_points(ctx: StageContext, source: Source, rows: np.ndarray, scales: dict, seed: int) -> float:
-    """Every per-point array, chunk by chunk; returns the mean cosine between a copy's embedding and its source's."""
+    """Every per-point array, chunk by chunk; returns the mean cosine between a copy's embedding and its source's.
+
+    The output files are mapped one segment at a time, so the pages written stay bounded in this process's
+    resident set (a mapping of the whole 20 GB of a million points would count all of it)."""
     from tqdm import tqdm
 
     real = {key: load_npy(source.extract_dir / real_extract.STAGE.outputs[key], mmap=True)
             for key in ("embeddings", "patch_mean", "pixels", "thumbs")}
     in_memory = {key: np.asarray(real[key]) for key in ("embeddings", "patch_mean")}  # gathered at random rows
-    out = {key: ctx.open_npy(key, (len(rows), *array.shape[1:]), array.dtype) for key, array in real.items()}
+    for key, array in real.items():  # the files, header and size, before any row is written
+        ctx.open_npy(key, (len(rows), *array.shape[1:]), array.dtype).flush()
     rng = np.random.default_rng(seed + 1)
     cosines = 0.0
     with tqdm(total=len(rows), desc="synthetic points", unit="pt", disable=None) as bar:
-        for start in range(0, len(rows), CHUNK):
-            block, picked = slice(start, min(len(rows), start + CHUNK)), rows[start:start + CHUNK]
-            draw = rng.standard_normal((len(picked), in_memory["embeddings"].shape[1]), dtype=np.float32)
-            for key in ("embeddings", "patch_mean"):
-                original = in_memory[key][picked]
-                out[key][block] = original + np.float32(scales[key]["sigma_per_dim"]) * draw
-                if key == "embeddings":
-                    cosines += mean_cosine(out[key][block], original)
-            for key in ("pixels", "thumbs"):
-                out[key][block] = real[key][picked]  # the page cache serves the repeated source rows
-            bar.update(len(picked))
-    for array in out.values():
-        array.flush()
+        for segment in range(0, len(rows), SEGMENT):
+            out = {key: np.load(ctx.output(key), mmap_mode="r+") for key in real}
+            for start in range(segment, min(len(rows), segment + SEGMENT), CHUNK):
+                block, picked = slice(start, min(len(rows), start + CHUNK)), rows[start:start + CHUNK]
+                draw = rng.standard_normal((len(picked), in_memory["embeddings"].shape[1]), dtype=np.float32)
+                for key in ("embeddings", "patch_mean"):
+                    original = in_memory[key][picked]
+                    out[key][block] = original + np.float32(scales[key]["sigma_per_dim"]) * draw
+                    if key == "embeddings":
+                        cosines += mean_cosine(out[key][block], original)
+                for key in ("pixels", "thumbs"):
+                    out[key][block] = real[key][picked]  # the page cache serves the repeated source rows
+                bar.update(len(picked))
+            for array in out.values():
+                array.flush()
+            del out
     return cosines / len(rows)
 
 

@@ -32,11 +32,14 @@ def fake_source(root, images: int = 40, dims: int = 16):
     return manifest, arrays
 
 
-def test_stand_ins_copy_real_rows_with_small_noise_and_cache(tmp_path):
+def test_stand_ins_copy_real_rows_with_small_noise_and_cache(tmp_path, monkeypatch):
+    from bench import synthetic
     from bench.synthetic import read_source, source_rows, stand_ins
     from pipeline.config import load_config
     from pipeline.runner import Runner
 
+    monkeypatch.setattr(synthetic, "CHUNK", 32)
+    monkeypatch.setattr(synthetic, "SEGMENT", 96)  # several mappings of the outputs, the last one partial
     manifest, arrays = fake_source(tmp_path / "source")
     source = read_source(tmp_path / "source")
     stages = stand_ins(source, 300, seed=0, noise_fraction=0.5)
