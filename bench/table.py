@@ -121,7 +121,8 @@ def million_lines(million: dict) -> list[str]:
     rows = [[name, s["state"], s["seconds"], s["peak_rss_mb"], base.get(name, ""), growth["exponents"].get(name, ""),
              s.get("reason") or ("stand-in" if name in ("ingest", "extract") else "")]
             for name, s in million["stages"].items()]
-    out += table(["stage", "state", "s", "peak RSS MiB", f"s at {growth['from_points']:,}", "growth exponent", "note"],
+    out += table(["stage", "state", "s", "peak RSS MiB", f"s at {growth['from_points']:,}" if growth["from_points"]
+                  else "s at a baseline (none)", "growth exponent", "note"],
                  rows)
     knn = million["retrieval_knn"]
     out += [f"Stand-ins {million['stand_in_seconds']} s; analysis {million['analysis_seconds']} s; wall "

@@ -62,3 +62,27 @@ def test_stand_ins_copy_real_rows_with_small_noise_and_cache(tmp_path, monkeypat
     assert 0.8 < facts["mean_cosine_copy_to_source"] < 1.0 and result["summaries"]["extract"]["images"] == 300
     again = Runner(cfg, list(stand_ins(source, 300, seed=0, noise_fraction=0.5).values())).run()
     assert [s["state"] for s in again["stages"].values()] == ["cached", "cached"]
+
+
+def test_growth_exponents_and_the_million_targets():
+    from bench.million import growth
+    from bench.table import million_lines
+    from bench.targets import million_targets
+
+    small = {"ingest": {"seconds": 1.0}, "pca": {"seconds": 10.0}, "umap": {"seconds": 10.0}}
+    large = {"ingest": {"state": "ran", "seconds": 9.0}, "pca": {"state": "ran", "seconds": 100.0},
+             "umap": {"state": "ran", "seconds": 1000.0}}
+    exponents = growth(small, large, 100_000, 1_000_000)
+    assert exponents == {"pca": 1.0, "umap": 2.0}  # the stand-ins are not the pipeline's: no exponent
+    million = {"points": 1_000_000, "growth": {"exponents": exponents, "from_points": 100_000, "from": "a run",
+                                               "baseline_seconds": {}},
+               "retrieval_knn": {"seconds": 250.0, "counted": "x", "parts": {}, "not_counted": {}},
+               "analysis_seconds": 4000.0, "failed": {}, "peak_rss_mb": 9000.0, "within_16_gib": True}
+    status = [row["status"] for row in million_targets(million)]  # growth, retrieval + k-NN, analysis, memory
+    assert status == ["NOT met", "met", "NOT met", "met"]
+    below = million_targets({**million, "points": 100_000})
+    assert [row["status"] for row in below[1:]] == ["not measured"] * 3
+    lines = million_lines({**million, "label": "a scaling test", "source": {"images": 70_000, "run": "r"},
+                           "config": [], "left_out": {}, "stages": {n: {**s, "peak_rss_mb": 1.0} for n, s in large.items()},
+                           "stand_in_seconds": 9.0, "wall_s": 1.0, "neighbours": {}})
+    assert any("| umap | ran | 1,000.0 |" in line for line in lines)
