@@ -83,7 +83,9 @@ test: install
 	$(PY) -m pytest $(ARGS)
 
 # Speed against named references, side by side (about 35 min on 2 cores); figures in out/bench/.
-# Parts alone: make bench ARGS="--parts extract" (extract, scale, maps, deck).
+# Parts alone: make bench ARGS="--parts extract" (extract, scale, maps, deck, ray). The million part (a million
+# synthetic points from the scale part's run through every analysis stage, about an hour) runs only when named:
+# make bench ARGS="--parts million".
 bench: install
 	$(PY) -m bench $(ARGS)
 

@@ -2,8 +2,9 @@
 
 Parts: extract, scale (the 70k run, beside a reference commit's), maps (needs the 70k run's embeddings), report
 and place (both on the 70k run's output folder, or the one ``--run`` names), deck, ray (the Ray engine against the
-local one), compare (what `make compare` adds to the demo deck). A part run again replaces its own figures and
-keeps the others', so parts can be rerun alone.
+local one), compare (what `make compare` adds to the demo deck), million (synthetic points made from the 70k run
+through every analysis stage; not in the default set: hours on 2 cores). A part run again replaces its own
+figures and keeps the others', so parts can be rerun alone.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import click
 
-PARTS = ("extract", "scale", "maps", "report", "place", "deck", "ray", "compare")
+PARTS = ("extract", "scale", "maps", "report", "place", "deck", "ray", "compare", "million")
+DEFAULT_PARTS = PARTS[:-1]
 
 
 @click.command()
-@click.option("--parts", default=",".join(PARTS), show_default=True, help="Comma-separated parts to run.")
+@click.option("--parts", default=",".join(DEFAULT_PARTS), show_default=True, help="Comma-separated parts to run.")
 @click.option("--out", default="out/bench", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--full-set", default="data/fashion-mnist-70k", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Where the 70,000 images are (written once).")
@@ -33,9 +35,19 @@ PARTS = ("extract", "scale", "maps", "report", "place", "deck", "ray", "compare"
               help="The finished run the report and place parts measure (default: the scale part's 70k run).")
 @click.option("--fresh-clone/--no-fresh-clone", default=True, show_default=True,
               help="Time `make deck` in a fresh clone (install included).")
+@click.option("--million-source", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="The finished run the million part makes its points from [default: OUT/scale-run].")
+@click.option("--million-n", default=1_000_000, show_default=True, type=click.IntRange(min=3),
+              help="Synthetic points of the million part.")
+@click.option("--million-baseline", default=70_000, show_default=True, type=click.IntRange(min=0),
+              help="Points of the harness run the growth is measured from, when the scale part's stage times are "
+                   "missing (0: none).")
+@click.option("--million-keep", is_flag=True, help="Reuse the finished stages of an earlier million run (their "
+              "times are those measured then; state 'cached') instead of starting cold.")
 def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, sizes: str, reps: int,
-         run_dir: Path | None, fresh_clone: bool) -> None:
-    from . import common, compare, deck, extraction, maps, place, ray_overhead, report, scale, table, targets
+         run_dir: Path | None, fresh_clone: bool, million_source: Path | None, million_n: int,
+         million_baseline: int, million_keep: bool) -> None:
+    from . import common, compare, deck, extraction, maps, million, place, ray_overhead, report, scale, table, targets
 
     logging.basicConfig(level=logging.WARNING)
     wanted = [p.strip() for p in parts.split(",") if p.strip()]
@@ -73,6 +85,11 @@ def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, s
             results[part] = ray_overhead.run(ray_set.resolve(), (out / "ray-run").resolve())
         elif part == "compare":
             results[part] = compare.run((out / "compare-run").resolve())
+        elif part == "million":  # the scale part's stage times are its baseline only when it is its source
+            source = (million_source or scale_out).resolve()
+            results[part] = million.run(source, out.resolve(), million_n,
+                                        results.get("scale") if source == scale_out.resolve() else None,
+                                        million_baseline, million_keep)
         results[part]["bench_seconds"] = round(time.perf_counter() - started, 1)
         json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     results["targets"] = targets.evaluate(results)

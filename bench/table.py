@@ -143,12 +143,44 @@ def place_lines(place: dict) -> list[str]:
     return out + table(["measure", "value"], rows)
 
 
+
+
+def million_lines(million: dict) -> list[str]:
+    synthetic = million.get("synthetic") or {}
+    noise = synthetic.get("noise", {}).get("embeddings", {})
+    out = [f"### {million['points']:,} synthetic points through every analysis stage: {million['label']}", "",
+           f"Made from {million['source']['images']:,} real images ({million['source']['run']}): each point copies a "
+           f"seeded-random real image (label, file, pixels, thumbnail) and adds seeded Gaussian noise to its embedding "
+           f"(sigma {noise.get('sigma_per_dim')} per dimension, {synthetic.get('noise_fraction_of_median_nn_distance')} "
+           f"of the median nearest-neighbour distance {noise.get('median_nn_distance')}; mean cosine of a copy to its "
+           f"source {synthetic.get('mean_cosine_copy_to_source')}). Config: {', '.join(million['config'])}. Left out: "
+           + "; ".join(f"{name} ({why})" for name, why in million["left_out"].items()) + ".", ""]
+    growth = million["growth"]
+    base = growth["baseline_seconds"]
+    rows = [[name, s["state"], s["seconds"], s["peak_rss_mb"], base.get(name, ""), growth["exponents"].get(name, ""),
+             s.get("reason") or ("stand-in" if name in ("ingest", "extract") else "")]
+            for name, s in million["stages"].items()]
+    out += table(["stage", "state", "s", "peak RSS MiB", f"s at {growth['from_points']:,}" if growth["from_points"]
+                  else "s at a baseline (none)", "growth exponent", "note"],
+                 rows)
+    knn = million["retrieval_knn"]
+    out += [f"Stand-ins {million['stand_in_seconds']} s; analysis {million['analysis_seconds']} s; wall "
+            f"{million['wall_s']} s; peak {million['peak_rss_mb']} MiB (within 16 GiB: {million['within_16_gib']}). "
+            f"Retrieval + k-NN accuracy: {knn['seconds']} s = {knn['counted']} ({fmt(knn['parts'])}); not counted: "
+            f"{fmt(knn['not_counted'])}. Growth baseline: {growth['from']}.", ""]
+    out += table(["space", "method", "index", "k", "recall@k", "recall queries", "s"],
+                 [[space, f["method"], f.get("index", ""), f.get("k", ""), f.get("recall", ""),
+                   f.get("recall_queries", ""), f["seconds"]] for space, f in million["neighbours"].items()])
+    return out
+
+
 def render(results: dict, targets: list[dict]) -> str:
     m = results["machine"]
     lines = [f"## embdeck bench — {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
              + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"), ""]
     for part, fn in (("extract", extraction_lines), ("maps", maps_lines), ("scale", scale_lines), ("report", report_lines),
-                     ("place", place_lines), ("deck", deck_lines), ("ray", ray_lines), ("compare", compare_lines)):
+                     ("place", place_lines), ("deck", deck_lines), ("ray", ray_lines), ("compare", compare_lines),
+                     ("million", million_lines)):
         if part in results:
             lines += fn(results[part])
     lines += ["### Targets", ""]

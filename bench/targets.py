@@ -118,4 +118,39 @@ def evaluate(results: dict) -> list[dict]:
         add("Ray engine's images/s vs the local engine's, one machine (start-up included)", ratio, ">= 0.75",
             ratio >= 0.75, f"{engines['ray']['images_per_s']} vs {engines['local']['images_per_s']} images/s; "
             f"{engines['ray']['startup_s']} s of Ray start-up, {ray['ray_vs_local']['steady_images_per_s']} once running")
+    million = results.get("million")
+    if million:
+        rows += million_targets(million)
+    return rows
+
+
+def million_targets(million: dict) -> list[dict]:
+    """The million-point scaling test's targets; below a million points they are shown but not judged."""
+    rows = []
+    points, at_million = million["points"], million["points"] == 1_000_000
+    note = "" if at_million else f"measured at N = {points:,}, not the million the target is for"
+
+    def add(name, value, wanted, met, extra=""):
+        rows.append({"target": name, "measured": value, "wanted": wanted,
+                     "status": "not measured" if met is None or not at_million else ("met" if met else "NOT met"),
+                     "note": "; ".join(part for part in (note, extra) if part)})
+
+    exponents, grown = million["growth"]["exponents"], million["growth"]["from_points"]
+    if exponents:
+        worst = max(exponents, key=exponents.get)
+        above = {name: e for name, e in exponents.items() if e > 1.2}
+        rows.append({"target": f"growth {grown:,} -> {points:,} points: every stage's time exponent",
+                     "measured": f"{exponents[worst]} ({worst})", "wanted": "<= 1.2",
+                     "status": "met" if not above else "NOT met",
+                     "note": (f"above: {', '.join(f'{n} {e}' for n, e in above.items())}; " if above else "")
+                     + f"baseline: {million['growth']['from']}"})
+    failed = million.get("failed") or {}
+    add("a million points: retrieval + k-NN accuracy (s)", million["retrieval_knn"]["seconds"], "<= 300",
+        None if million["retrieval_knn"]["seconds"] is None else million["retrieval_knn"]["seconds"] <= 300,
+        million["retrieval_knn"]["counted"])
+    add("a million points: the whole analysis (s)", million["analysis_seconds"], "<= 3600",
+        million["analysis_seconds"] <= 3600 and not failed,
+        f"failed or skipped: {', '.join(failed)}" if failed else "every analysis stage ran")
+    add("a million points: peak memory of any analysis stage (MiB)", million["peak_rss_mb"], "<= 16384",
+        None if million["peak_rss_mb"] is None else million["within_16_gib"])
     return rows

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .artifacts import StageError
-from .neighbours import exact_graph, exact_search, finish, query_blocks, recall_at_k, rows_as_float32
+from .neighbours import exact_graph, exact_search, finish, query_blocks, recall_with_ties, rows_as_float32
 
 TUNING_QUERIES = 1000
 MARGIN = 0.004  # the tuning sample aims this far above the target, so the check sample lands above it too
@@ -87,12 +87,12 @@ def tune_depth(index, knob: str, ceiling: int, x, k, metric, unit, block, target
     """The smallest power-of-two search depth (from ``depth``) whose recall@k on a tuning sample reaches
     ``target``."""
     rows = seeded_rows(len(x), TUNING_QUERIES, seed + 1)
-    truth, _ = exact_search(x, rows, k, metric, unit, block)
+    _, truth_values = exact_search(x, rows, k, metric, unit, block)
     depth = depth or (1 if knob == "nprobe" else max(16, k))
     while True:
         set_depth(index, knob, depth)
-        found, _ = approximate_search(index, x, rows, k, metric, unit)
-        recall = recall_at_k(found, truth)
+        _, found_values = approximate_search(index, x, rows, k, metric, unit)
+        recall = recall_with_ties(found_values, truth_values, metric)
         if recall >= target or depth >= ceiling:
             return depth, recall
         depth = min(ceiling, depth * 2)
@@ -114,13 +114,13 @@ def build_graph(x: np.ndarray, k: int, metric: str, unit: bool, method: str, exa
     except RuntimeError as exc:  # FAISS refuses to train (too few points for the cells, say)
         raise StageError(f"the {chosen} index could not be built on {len(x)} images: {exc}") from None
     check = seeded_rows(len(x), recall_queries, seed + 2)
-    truth, _ = exact_search(x, check, k, metric, unit, block)
+    _, truth_values = exact_search(x, check, k, metric, unit, block)  # by value: equally near hits all count
     depth, passes = 0, 0
     while True:  # a depth the check sample also finds short of the target is doubled and the graph searched again
         depth, tuned_recall = tune_depth(index, knob, ceiling, x, k, metric, unit, block,
                                          min(1.0, min_recall + MARGIN), seed, depth)
         idx, values = search_all(index, x, k, metric, unit, block, progress if passes == 0 else None)
-        recall, passes = recall_at_k(idx[check], truth), passes + 1
+        recall, passes = recall_with_ties(values[check], truth_values, metric), passes + 1
         if recall >= min_recall or depth >= ceiling:
             break
         depth = min(ceiling, depth * 2)

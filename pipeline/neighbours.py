@@ -119,6 +119,17 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(np.intersect1d(a[:k], b)) / k for a, b in zip(found, truth)]))
 
 
+def recall_with_ties(found_values: np.ndarray, truth_values: np.ndarray, metric: str) -> float:
+    """recall@k where equally near points are interchangeable: the mean share of each row's k hits that are at
+    least as near as its k-th true neighbour (values as ``finish`` returns them). Without ties it is
+    ``recall_at_k``; with exact duplicates any k of the equal copies are a right answer, which comparing indices
+    counts wrong (an index tuned on that would search everything and still fall short)."""
+    kth = truth_values[:, -1:]
+    slack = 1e-5 * np.maximum(1.0, np.abs(kth))
+    near = found_values >= kth - slack if metric == "ip" else found_values <= kth + slack
+    return float(near[:, :truth_values.shape[1]].mean())
+
+
 def outlier_scores(similarities: np.ndarray, k: int) -> np.ndarray:
     """Each image's k-NN distance: its mean cosine distance (1 - similarity) to its ``k`` nearest neighbours,
     read from the graph's similarities (N, >= k). Large: far from everything else, an outlier."""

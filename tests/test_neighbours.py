@@ -100,3 +100,18 @@ def test_blocked_pca_matches_scikit_learn(fashion_pca):
     assert np.allclose(ours.transform(x), theirs.transform(x.astype(np.float64)), atol=1e-4)
     rows = np.arange(0, len(x), 3)
     assert np.allclose(pca_fit.fit(x, 10, rows).components, pca_fit.fit(x[rows], 10).components, atol=1e-10)
+
+
+def test_recall_counts_any_of_equally_near_copies(pixel_features):
+    """Exact copies tie: an approximate index that lists other copies than exact search did is still right, and
+    is tuned to a shallow depth rather than to searching everything."""
+    x, _ = pixel_features
+    copies = np.concatenate([x] * 6)  # every point has 5 exact copies: its 5 nearest are ties
+    graph = ann.build_graph(copies, 8, "ip", True, "ivf", exact_up_to=0, min_recall=0.99, recall_queries=300,
+                            block=1024, seed=0)
+    assert graph.facts["recall"] >= 0.99 and graph.facts["nprobe"] < int(graph.facts["index"].split("(")[1].split()[0])
+    truth, values = neighbours.exact_graph(copies, 8, "ip", True, block=1024)
+    assert neighbours.recall_with_ties(values, values, "ip") == 1.0
+    shuffled = values.copy()
+    shuffled[:, -1] -= 0.5  # a last hit far worse than the true one is a miss
+    assert abs(neighbours.recall_with_ties(shuffled, values, "ip") - 7 / 8) < 1e-9

@@ -1,0 +1,88 @@
+"""The million part's stand-in stages on a small fake source run: what they write, and that the real runner
+keys and caches them like any stage. (The million itself is measured by `make bench ARGS="--parts million"`.)"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+
+def fake_source(root, images: int = 40, dims: int = 16):
+    """A finished run's record and its ingest and extract entries, as the scale part leaves them."""
+    rng = np.random.default_rng(0)
+    ingest, extract = root / "cache" / "ingest" / "k1", root / "cache" / "extract" / "k2"
+    ingest.mkdir(parents=True), extract.mkdir(parents=True)
+    manifest = [{"path": f"c{i % 2}/img{i}.png", "sha256": f"{i:064x}", "bytes": 10, "width": 28, "height": 28,
+                 "label": f"c{i % 2}"} for i in range(images)]
+    (ingest / "manifest.json").write_text(json.dumps(manifest))
+    embeddings = rng.normal(size=(images, dims)).astype(np.float32)
+    arrays = {"embeddings": embeddings, "patch_mean": embeddings.copy(),
+              "pixels": rng.integers(0, 255, (images, 4, 4, 3), dtype=np.uint8),
+              "thumbs": rng.integers(0, 255, (images, 8, 8, 3), dtype=np.uint8),
+              "patch_tokens": np.zeros((1, 2, 2, dims), np.float32), "patch_pixels": np.zeros((1, 8, 8, 3), np.uint8)}
+    for key, array in arrays.items():
+        np.save(extract / f"{key}.npy", array)
+    (extract / "patch_images.json").write_text(json.dumps([{"kind": "set", "path": manifest[0]["path"], "index": 0}]))
+    (extract / "meta.json").write_text(json.dumps({"output_hash": "abc"}))
+    summaries = {"ingest": {"folder": str(root / "images"), "images": images, "labels": ["c0", "c1"]},
+                 "extract": {"embedding_dim": dims, "kept": {"pixels": 4, "thumb": 8}, "images": images}}
+    (root / "run.json").write_text(json.dumps({"stages": {"ingest": {"dir": str(ingest)}, "extract": {"dir": str(extract)}},
+                                               "summaries": summaries}))
+    return manifest, arrays
+
+
+def test_stand_ins_copy_real_rows_with_small_noise_and_cache(tmp_path, monkeypatch):
+    from bench import synthetic
+    from bench.synthetic import read_source, source_rows, stand_ins
+    from pipeline.config import load_config
+    from pipeline.runner import Runner
+
+    monkeypatch.setattr(synthetic, "CHUNK", 32)
+    monkeypatch.setattr(synthetic, "SEGMENT", 96)  # several mappings of the outputs, the last one partial
+    manifest, arrays = fake_source(tmp_path / "source")
+    source = read_source(tmp_path / "source")
+    stages = stand_ins(source, 300, seed=0, noise_fraction=0.5)
+    cfg = load_config(None, [f"out={tmp_path / 'run'}"])
+    result = Runner(cfg, list(stages.values())).run()
+    assert [s["state"] for s in result["stages"].values()] == ["ran", "ran"]
+    entry = {name: tmp_path / "run" / "cache" / name for name in ("ingest", "extract")}
+    records = json.loads(next(entry["ingest"].glob("*/manifest.json")).read_text())
+    rows = source_rows(300, 40, 0)
+    assert [r["path"] for r in records] == [manifest[j]["path"] for j in rows]  # the real files, labels kept
+    assert [r["label"] for r in records] == [manifest[j]["label"] for j in rows]
+    assert len({r["sha256"] for r in records}) == 300  # distinct files, not byte-identical copies
+    folder = next(entry["extract"].glob("*/embeddings.npy")).parent
+    embeddings, mean = np.load(folder / "embeddings.npy"), np.load(folder / "patch_mean.npy")
+    assert embeddings.shape == (300, 16) and np.array_equal(embeddings, mean)  # equal in the source: equal here
+    np.testing.assert_array_equal(np.load(folder / "thumbs.npy"), arrays["thumbs"][rows])
+    noise = np.linalg.norm(embeddings - arrays["embeddings"][rows], axis=1)
+    facts = result["summaries"]["extract"]["synthetic"]
+    assert abs(noise.mean() / facts["noise"]["embeddings"]["expected_noise_length"] - 1) < 0.2
+    assert 0.8 < facts["mean_cosine_copy_to_source"] < 1.0 and result["summaries"]["extract"]["images"] == 300
+    again = Runner(cfg, list(stand_ins(source, 300, seed=0, noise_fraction=0.5).values())).run()
+    assert [s["state"] for s in again["stages"].values()] == ["cached", "cached"]
+
+
+def test_growth_exponents_and_the_million_targets():
+    from bench.million import growth
+    from bench.table import million_lines
+    from bench.targets import million_targets
+
+    small = {"ingest": {"seconds": 1.0}, "pca": {"seconds": 10.0}, "umap": {"seconds": 10.0}}
+    large = {"ingest": {"state": "ran", "seconds": 9.0}, "pca": {"state": "ran", "seconds": 100.0},
+             "umap": {"state": "ran", "seconds": 1000.0}}
+    exponents = growth(small, large, 100_000, 1_000_000)
+    assert exponents == {"pca": 1.0, "umap": 2.0}  # the stand-ins are not the pipeline's: no exponent
+    million = {"points": 1_000_000, "growth": {"exponents": exponents, "from_points": 100_000, "from": "a run",
+                                               "baseline_seconds": {}},
+               "retrieval_knn": {"seconds": 250.0, "counted": "x", "parts": {}, "not_counted": {}},
+               "analysis_seconds": 4000.0, "failed": {}, "peak_rss_mb": 9000.0, "within_16_gib": True}
+    status = [row["status"] for row in million_targets(million)]  # growth, retrieval + k-NN, analysis, memory
+    assert status == ["NOT met", "met", "NOT met", "met"]
+    below = million_targets({**million, "points": 100_000})
+    assert [row["status"] for row in below[1:]] == ["not measured"] * 3
+    lines = million_lines({**million, "label": "a scaling test", "source": {"images": 70_000, "run": "r"},
+                           "config": [], "left_out": {}, "stages": {n: {**s, "peak_rss_mb": 1.0} for n, s in large.items()},
+                           "stand_in_seconds": 9.0, "wall_s": 1.0, "neighbours": {}})
+    assert any("| umap | ran | 1,000.0 |" in line for line in lines)
