@@ -115,7 +115,7 @@ class Killer(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        deadline = time.time() + 240
+        deadline = time.time() + 1800  # a loaded machine can take minutes to start the cluster and the actor
         while not self.stop.is_set() and time.time() < deadline:
             started = list(self.out.glob("cache/extract/.tmp-*/embeddings.npy"))  # the first batch is written
             busy = [pid for pid, command in processes_under(self.raylets).items()
