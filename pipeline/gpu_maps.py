@@ -27,18 +27,16 @@ def installed() -> bool:
 def use_cuml(engine: str, device_setting: str) -> bool:
     """Whether this map runs on cuML: asked for by name (an error when it cannot), or ``auto`` with cuML
     installed and the analyses' device on CUDA."""
-    if engine == "cpu":
+    if engine == "cpu" or (engine == "auto" and not installed()):
         return False
-    on_cuda = False
-    if engine == "cuml" or installed():
-        from .accel import device
+    from .accel import device
 
-        found = device(device_setting)
-        on_cuda = found is not None and found.type == "cuda"
+    found = device(device_setting)
+    on_cuda = found is not None and found.type == "cuda"
     if engine == "cuml" and not (installed() and on_cuda):
         raise StageError("engine = cuml needs RAPIDS cuML (pip install 'embdeck[cuml]') and device = cuda on an "
                          "NVIDIA GPU" + ("" if installed() else "; cuML is not installed"))
-    return engine == "cuml" or (installed() and on_cuda)
+    return on_cuda
 
 
 def umap_map(layout: np.ndarray, knn: tuple[np.ndarray, np.ndarray], n_neighbors: int, min_dist: float,

@@ -25,26 +25,19 @@ def knn_predict(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, k
     return vote(votes, np.ones(votes.shape, bool), int(train_labels.max()) + 1)
 
 
-def folds_of(labels: np.ndarray, folds: int, seed: int) -> tuple[np.ndarray, list, int]:
-    """(label codes, seeded stratified train/test splits, folds used); no splits below 2 usable folds."""
-    from sklearn.model_selection import StratifiedKFold
-
-    _, codes = np.unique(labels, return_inverse=True)
-    folds = usable_folds(codes, folds)
-    if folds < 2:
-        return codes, [], folds
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return codes, list(splitter.split(np.zeros(len(codes)), codes)), folds
-
-
 def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int) -> tuple[float, int]:
-    """Cross-validated k-NN accuracy (cosine) and the number of folds used (bounded by the smallest class)."""
-    codes, splits, folds = folds_of(labels, folds, seed)
-    if not splits:
-        return float("nan"), folds
-    scores = [float((knn_predict(features[train], codes[train], features[test], k) == codes[test]).mean())
-              for train, test in splits]
-    return float(np.mean(scores)), folds
+    """Cross-validated k-NN accuracy (cosine, exact search per fold, on the same seeded stratified folds as
+    ``fold_of``) and the number of folds used (bounded by the smallest class)."""
+    _, codes = np.unique(labels, return_inverse=True)
+    used = usable_folds(codes, folds)
+    if used < 2:
+        return float("nan"), used
+    fold = fold_of(codes, used, seed)
+    scores = []
+    for number in range(used):
+        train, test = np.flatnonzero(fold != number), np.flatnonzero(fold == number)
+        scores.append(float((knn_predict(features[train], codes[train], features[test], k) == codes[test]).mean()))
+    return float(np.mean(scores)), used
 
 
 def vote(neighbour_codes: np.ndarray, usable: np.ndarray, classes: int) -> np.ndarray:
