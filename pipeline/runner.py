@@ -292,7 +292,9 @@ class Runner:
         tmp.mkdir(parents=True)
         ctx.out_dir = tmp
         log.info("%-8s running (%s)", stage.name, key[:12])
+        memory.release()
         measured = memory.reset_peak()
+        start_rss = memory.rss_mb()
         started = time.perf_counter()
         try:
             # Round-trip through JSON as meta.json stores it, so a fresh summary and a cached one are the
@@ -309,6 +311,7 @@ class Runner:
                 "summary": summary,
                 "seconds": round(seconds, 3),
                 "peak_rss_mb": memory.peak_rss_mb() if measured else None,
+                "start_rss_mb": start_rss,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "files": {name: file_sha256(tmp / name) for name in files},
             }
