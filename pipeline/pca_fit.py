@@ -14,7 +14,7 @@ import numpy as np
 
 from .neighbours import normalise
 
-BLOCK = 65_536
+BLOCK = 16_384  # rows per block: 16,384 x 1280 float64 is 168 MB (and its centred copy)
 
 
 def blocks(n: int, size: int = BLOCK):
