@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .neighbours import flat_search, normalise
+from .neighbours import PixelRows, flat_search, normalise
 
 
 def usable_folds(codes: np.ndarray, folds: int) -> int:
@@ -137,11 +137,6 @@ def linear_probe_accuracy(features: np.ndarray, labels: np.ndarray, folds: int, 
 
 
 def raw_pixels(pixels: np.ndarray) -> np.ndarray:
-    """Each image's kept small copy (N, p, p, 3) uint8, flattened to [0, 1]; one channel when every image is grey.
-
-    Repeating a grey channel three times scales every dot product and norm alike, so the cosines (and the
-    k-NN result) are exactly those of the grey pixels, at a third of the search cost.
-    """
-    if (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 0] == pixels[..., 2]).all():
-        pixels = pixels[..., :1]
-    return pixels.reshape(len(pixels), -1).astype(np.float32) / 255.0
+    """Each image's kept small copy (N, p, p, 3) uint8, flattened to [0, 1]; one channel when every image is grey
+    (``neighbours.PixelRows``)."""
+    return PixelRows(pixels)[:]

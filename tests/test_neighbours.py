@@ -109,9 +109,43 @@ def test_recall_counts_any_of_equally_near_copies(pixel_features):
     copies = np.concatenate([x] * 6)  # every point has 5 exact copies: its 5 nearest are ties
     graph = ann.build_graph(copies, 8, "ip", True, "ivf", exact_up_to=0, min_recall=0.99, recall_queries=300,
                             block=1024, seed=0)
-    assert graph.facts["recall"] >= 0.99 and graph.facts["nprobe"] < int(graph.facts["index"].split("(")[1].split()[0])
+    assert graph.facts["recall"] >= 0.99 and graph.facts["nprobe"] < graph.facts["cells"]
     truth, values = neighbours.exact_graph(copies, 8, "ip", True, block=1024)
     assert neighbours.recall_with_ties(values, values, "ip") == 1.0
     shuffled = values.copy()
     shuffled[:, -1] -= 0.5  # a last hit far worse than the true one is a miss
     assert abs(neighbours.recall_with_ties(shuffled, values, "ip") - 7 / 8) < 1e-9
+
+
+def test_compressed_ivf_reranks_to_exact_values_and_repeats(fashion):
+    """High-dimensional data goes through 4-bit PQ codes, re-ranked exactly: the recall target holds, the values
+    are the exact cosines of the pairs found, and the same seed gives the same graph."""
+    from pipeline import demo
+
+    images, labels = fashion
+    picks = demo.stratified_indices(labels, 600, seed=3)
+    x = pca_fit.reduce(images[picks].reshape(len(picks), -1).astype(np.float32) / 255.0, 128)
+    graph = ann.build_graph(x, 10, "ip", True, "ivf", exact_up_to=0, min_recall=0.99, recall_queries=300, block=2048,
+                            seed=0)
+    assert "PQ16x4fs" in graph.facts["index"] and graph.facts["rerank_factor"] >= ann.RERANK
+    truth, _ = neighbours.exact_graph(x, 10, "ip", True, block=2048)
+    assert graph.facts["recall"] >= 0.99 and neighbours.recall_at_k(graph.idx, truth) >= 0.985
+    unit = neighbours.normalise(x)
+    exact_values = np.einsum("nd,nkd->nk", unit, unit[graph.idx])
+    assert np.allclose(graph.values, exact_values, atol=1e-5), "re-ranked by exact distance, not by the codes"
+    again = ann.build_graph(x, 10, "ip", True, "ivf", exact_up_to=0, min_recall=0.99, recall_queries=300, block=2048,
+                            seed=0)
+    assert np.array_equal(graph.idx, again.idx) and np.array_equal(graph.values, again.values)
+
+
+def test_grey_pixels_are_searched_in_one_channel_with_the_same_cosines(fashion):
+    images, _ = fashion
+    grey = np.repeat(images[:300, :, :, None], 3, axis=3)  # (N, 28, 28, 3), every channel equal
+    rows = neighbours.PixelRows(grey)
+    assert rows.grey and rows.shape == (300, 784) and rows[5:9].shape == (4, 784)
+    full = grey.reshape(300, -1).astype(np.float32) / 255.0
+    assert np.allclose(neighbours.normalise(rows[:]) @ neighbours.normalise(rows[:]).T,
+                       neighbours.normalise(full) @ neighbours.normalise(full).T, atol=1e-5)
+    coloured = grey.copy()
+    coloured[299, 0, 0, 2] ^= 1  # one pixel of the last image in one channel
+    assert not neighbours.all_grey(coloured, block=64) and neighbours.PixelRows(coloured).shape == (300, 2352)

@@ -8,7 +8,8 @@ Spaces (each searched once; the run record counts the searches):
 - ``embedding``: the global embeddings at unit length; values are cosine similarities. Read by retrieval,
   k-NN accuracy, fidelity, UMAP, the parametric UMAP and the interactive map (neighbours, outlier score).
 - ``pca``: the first ``pca.n_components`` principal components; values are Euclidean distances. Read by t-SNE.
-- ``pixels``: the raw-pixel copies at unit length, only when there are labels (the raw-pixel k-NN baseline).
+- ``pixels``: the raw-pixel copies at unit length (one channel when every image is grey), only when there are
+  labels (the raw-pixel k-NN baseline).
 
 Search (``neighbours.method``): ``exact`` streams the data through FAISS flat search block by block (on a
 GPU, ``device``, a torch matmul and top-k, exact at any size); ``ivf``
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..artifacts import StageError
+from ..neighbours import PixelRows
 from ..stage import Stage, StageContext
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ def space_input(ctx: StageContext, space: str) -> tuple[np.ndarray, str, bool] |
     pixels = ctx.load_npy("extract", "pixels", mmap=True)
     if len(ctx.summary("ingest")["labels"]) < 2 or pixels.size == 0:
         return None
-    return pixels.reshape(len(pixels), -1), "ip", True
+    return PixelRows(pixels), "ip", True
 
 
 def run(ctx: StageContext) -> dict:
@@ -88,7 +90,8 @@ def run(ctx: StageContext) -> dict:
                                                 "recall": 1.0, "recall_queries": 0, "recall_note": "exact search"})
             else:
                 graph = ann.build_graph(x, k, metric, unit, cfg.method, cfg.exact_up_to, cfg.min_recall,
-                                        cfg.recall_queries, cfg.block, cfg.seed, progress=bar.update)
+                                        cfg.recall_queries, cfg.block, cfg.seed, progress=bar.update,
+                                        compress=space != "pixels")
         ctx.save_npy(f"{space}_idx", graph.idx)
         ctx.save_npy(f"{space}_values", graph.values)
         report[space] = {**graph.facts, "k": k, "requested_k": wanted[space], "points": int(len(x)),
