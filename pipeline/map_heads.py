@@ -103,7 +103,10 @@ def train_umap_encoder(head: MapHead, x: torch.Tensor, graph: tuple[np.ndarray, 
     a, b = umap_ab(min_dist)
     head.to(device)
     x = x.to(device)
-    probs = torch.as_tensor(weights / weights.sum())
+    # Edges drawn in proportion to their weight, by inverse transform on the cumulative weights: computed once,
+    # where torch.multinomial would rebuild it over every edge of the graph at each step.
+    cumulative = torch.cumsum(torch.as_tensor(weights, dtype=torch.float64), 0)
+    cumulative /= cumulative[-1].clone()
     heads_t, tails_t = torch.as_tensor(heads, dtype=torch.long), torch.as_tensor(tails, dtype=torch.long)
     optimiser = torch.optim.Adam(head.parameters(), lr=lr)
     per_epoch = min(len(heads), edges_per_epoch) if edges_per_epoch > 0 else len(heads)
@@ -112,15 +115,17 @@ def train_umap_encoder(head: MapHead, x: torch.Tensor, graph: tuple[np.ndarray, 
     for _ in range(epochs):
         total = 0.0
         for _ in range(steps):
-            edges = torch.multinomial(probs, batch_size, replacement=True, generator=generator)
+            draws = torch.rand(batch_size, generator=generator, dtype=torch.float64)
+            edges = torch.searchsorted(cumulative, draws, right=True).clamp_max(len(heads) - 1)
             i, j = heads_t[edges], tails_t[edges]
-            neg_i = i.repeat(negatives)
-            neg_j = torch.randint(0, len(x), (len(neg_i),), generator=generator)
             # Map each image once per step, however many pairs it is in.
-            rows, where = torch.unique(torch.cat([i, j, neg_j]), return_inverse=True)
+            rows, where = torch.unique(torch.cat([i, j]), return_inverse=True)
             points = head.from_projected(x[rows.to(device)])
             where = where.to(device)
-            wi, wj, wn = where[: len(i)], where[len(i): 2 * len(i)], where[2 * len(i):]
+            wi, wj = where[: len(i)], where[len(i):]
+            # Negatives from the batch's own images (as parametric UMAP, Sainburg et al. 2021, does): the network
+            # then maps each step's edges only, not ``negatives`` times as many random images besides.
+            wn = torch.randint(0, len(rows), (len(i) * negatives,), generator=generator).to(device)
             loss = umap_loss(points[wi], points[wj], points[wi.repeat(negatives)], points[wn], a, b)
             optimiser.zero_grad()
             loss.backward()
