@@ -21,6 +21,7 @@ FLAT_DIMS = 64  # up to this many dimensions an IVF cell stores the vectors them
 DIMS_PER_CODE = 8  # above it, one 4-bit product-quantizer code per 8 dimensions ...
 RERANK = 16  # ... and each query's best 16 x k candidates (at least; see tune_rerank) re-ranked by exact distance
 MAX_RERANK = 256
+HNSW_LINKS, HNSW_BUILD_DEPTH = 32, 40  # FAISS's defaults for M and efConstruction
 MARGIN = 0.004  # the tuning sample aims this far above the target, so the check sample lands above it too
 
 
@@ -31,10 +32,15 @@ class Graph:
     facts: dict = field(default_factory=dict)  # method, index, recall and how it was measured
 
 
-def pick_method(method: str, n: int, exact_up_to: int) -> str:
-    if method == "auto":
-        return "exact" if n <= exact_up_to else "ivf"
-    return method
+def pick_method(method: str, n: int, d: int, exact_up_to: int, compress: bool = True) -> str:
+    """``auto``: exact up to ``exact_up_to`` points; above, IVF (over compressed codes where ``compress`` and
+    the data has more than ``FLAT_DIMS`` dimensions, over the vectors for low-dimensional data) or HNSW for
+    high-dimensional data that is not to be compressed, whose IVF scan would grow as N^1.5."""
+    if method != "auto":
+        return method
+    if n <= exact_up_to:
+        return "exact"
+    return "ivf" if compress or d <= FLAT_DIMS else "hnsw"
 
 
 def seeded_rows(n: int, count: int, seed: int, avoid: np.ndarray | None = None) -> np.ndarray:
@@ -87,13 +93,20 @@ def ivf_index(x: np.ndarray, metric: str, unit: bool, block: int, seed: int, com
 
 
 def hnsw_index(x: np.ndarray, metric: str, unit: bool, block: int, seed: int, compress: bool = True):
+    """An HNSW graph index over the rows of ``x``, built on one thread: FAISS inserts points in parallel in an
+    order that depends on the threads' timing, so only a one-thread build gives the same graph every run."""
     import faiss
 
-    index = faiss.IndexHNSWFlat(x.shape[1], 32, metric_type(metric))
-    index.hnsw.efConstruction = 80
-    for rows in query_blocks(len(x), block):
-        index.add(rows_as_float32(x, rows, unit))
-    return index, "IndexHNSWFlat(M=32, efConstruction=80)", "efSearch", 4096
+    index = faiss.IndexHNSWFlat(x.shape[1], HNSW_LINKS, metric_type(metric))
+    index.hnsw.efConstruction = HNSW_BUILD_DEPTH
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        for rows in query_blocks(len(x), block):
+            index.add(rows_as_float32(x, rows, unit))
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return index, f"IndexHNSWFlat(M={HNSW_LINKS}, efConstruction={HNSW_BUILD_DEPTH}, built on one thread)", "efSearch", 4096
 
 
 def set_depth(index, knob: str, value: int) -> None:
@@ -150,7 +163,7 @@ def build_graph(x: np.ndarray, k: int, metric: str, unit: bool, method: str, exa
                 recall_queries: int, block: int, seed: int, progress=None, compress: bool = True) -> Graph:
     """Every row's ``k`` nearest other rows, exact or approximate, with its measured recall@k (``compress``:
     see ``ivf_spec``)."""
-    chosen = pick_method(method, len(x), exact_up_to)
+    chosen = pick_method(method, len(x), x.shape[1], exact_up_to, compress)
     if chosen == "exact":
         idx, values = exact_graph(x, k, metric, unit, block, progress)
         return Graph(idx, values, {"method": "exact", "index": "FAISS flat search, streamed in blocks",

@@ -240,10 +240,12 @@ def weights(repo_id: str, timeout_s: float) -> HubWeights:
         try:
             _ANSWERS[key] = cached(repo_id) or download(repo_id, timeout_s)
         except HubFailure as failure:
-            _ANSWERS[key] = failure
+            _ANSWERS[key] = failure.with_traceback(None)
     answer = _ANSWERS[key]
     if isinstance(answer, HubFailure):
-        raise answer
+        # A fresh exception each time: raising the kept one would chain every caller's frames onto its
+        # traceback and keep them (and the arrays they hold, memory-mapped outputs too) alive for the process.
+        raise HubFailure(answer.kind, str(answer))
     if not Path(answer.path).is_file():  # removed since: ask again
         del _ANSWERS[key]
         return weights(repo_id, timeout_s)
