@@ -60,10 +60,10 @@ def ivf_spec(n: int, d: int, compress: bool = True) -> tuple[str, int]:
 
     About 4 sqrt(N) cells. Above ``FLAT_DIMS`` dimensions the cells hold 4-bit product-quantizer codes (one
     sub-quantizer per ``DIMS_PER_CODE`` dimensions, scanned with FAISS's fast-scan SIMD kernels) and the
-    ``RERANK`` x k best of them (or more, ``tune_rerank``) are re-ranked by exact distances (``RFlat``), so the
-    values in the graph are exact; measured on the 70,000 Fashion-MNIST embeddings (1280-d, k = 20): 12 s to
-    build, 10 s to search everything at recall 0.996, against 11 s and 52 s for an uncompressed IVF at recall
-    0.998. ``compress`` False keeps the vectors: raw pixels (strongly correlated neighbouring dimensions) ranked by 4-bit codes
+    ``RERANK`` x k best of them (or more, ``tune_rerank``) are re-ranked by exact distances (``RFlat``), so the values in the graph are
+    exact; measured on the 70,000 Fashion-MNIST embeddings (1280-d, k = 20): 12 s to build, 10 s to search
+    everything at recall 0.996, against 11 s and 52 s for an uncompressed IVF at recall 0.998. ``compress``
+    False keeps the vectors: raw pixels (strongly correlated neighbouring dimensions) ranked by 4-bit codes
     needed 256 x k candidates for recall 0.99 (74 s on the 70,000 images, against 20 s uncompressed).
     """
     cells = int(min(max(16, 4 * np.sqrt(n)), n // 39 or 1))
@@ -92,7 +92,7 @@ def ivf_index(x: np.ndarray, metric: str, unit: bool, block: int, seed: int, com
     return index, described, "nprobe", cells
 
 
-def hnsw_index(x: np.ndarray, metric: str, unit: bool, block: int):
+def hnsw_index(x: np.ndarray, metric: str, unit: bool, block: int, seed: int, compress: bool = True):
     """An HNSW graph index over the rows of ``x``, built on one thread: FAISS inserts points in parallel in an
     order that depends on the threads' timing, so only a one-thread build gives the same graph every run."""
     import faiss
@@ -106,8 +106,7 @@ def hnsw_index(x: np.ndarray, metric: str, unit: bool, block: int):
             index.add(rows_as_float32(x, rows, unit))
     finally:
         faiss.omp_set_num_threads(threads)
-    described = f"IndexHNSWFlat(M={HNSW_LINKS}, efConstruction={HNSW_BUILD_DEPTH}, built on one thread)"
-    return index, described, "efSearch", 4096
+    return index, f"IndexHNSWFlat(M={HNSW_LINKS}, efConstruction={HNSW_BUILD_DEPTH}, built on one thread)", "efSearch", 4096
 
 
 def set_depth(index, knob: str, value: int) -> None:
@@ -124,7 +123,7 @@ def approximate_search(index, x, rows, k, metric, unit) -> tuple[np.ndarray, np.
     return finish(found, values, k, metric, rows)
 
 
-def tune_rerank(index, cells: int, x, k, metric, unit, tuning, target: float) -> int | None:
+def tune_rerank(index, cells: int, x, k, metric, unit, block, target: float, seed: int) -> int | None:
     """For an index that re-ranks compressed candidates: the smallest power-of-two re-ranking factor (from
     ``RERANK``) whose recall@k on the tuning sample reaches ``target`` when every cell is scanned, so that the
     codes are not what holds recall back (None for an index without re-ranking). Raw pixels need more
@@ -132,7 +131,8 @@ def tune_rerank(index, cells: int, x, k, metric, unit, tuning, target: float) ->
     coarsely."""
     if not hasattr(index, "k_factor"):
         return None
-    rows, truth_values = tuning
+    rows = seeded_rows(len(x), TUNING_QUERIES, seed + 1)
+    _, truth_values = exact_search(x, rows, k, metric, unit, block)
     set_depth(index, "nprobe", cells)
     factor = RERANK
     while True:
@@ -143,11 +143,12 @@ def tune_rerank(index, cells: int, x, k, metric, unit, tuning, target: float) ->
         factor *= 2
 
 
-def tune_depth(index, knob: str, ceiling: int, x, k, metric, unit, tuning, target: float,
+def tune_depth(index, knob: str, ceiling: int, x, k, metric, unit, block, target: float, seed: int,
                depth: int = 0) -> tuple[int, float]:
-    """The smallest power-of-two search depth (from ``depth``) whose recall@k on the tuning sample (``tuning``:
-    its rows and their exact neighbours' values) reaches ``target``."""
-    rows, truth_values = tuning
+    """The smallest power-of-two search depth (from ``depth``) whose recall@k on a tuning sample reaches
+    ``target``."""
+    rows = seeded_rows(len(x), TUNING_QUERIES, seed + 1)
+    _, truth_values = exact_search(x, rows, k, metric, unit, block)
     depth = depth or (1 if knob == "nprobe" else max(16, k))
     while True:
         set_depth(index, knob, depth)
@@ -169,20 +170,18 @@ def build_graph(x: np.ndarray, k: int, metric: str, unit: bool, method: str, exa
                                    "recall": 1.0, "recall_queries": 0, "recall_note": "exact search"})
     if len(x) < 64:
         raise StageError(f"neighbours.method = {method} needs at least 64 images, got {len(x)}; use exact")
+    build = ivf_index if chosen == "ivf" else hnsw_index
     try:
-        index, description, knob, ceiling = (ivf_index(x, metric, unit, block, seed, compress) if chosen == "ivf"
-                                             else hnsw_index(x, metric, unit, block))
+        index, description, knob, ceiling = build(x, metric, unit, block, seed, compress)
     except RuntimeError as exc:  # FAISS refuses to train (too few points for the cells, say)
         raise StageError(f"the {chosen} index could not be built on {len(x)} images: {exc}") from None
     check = seeded_rows(len(x), recall_queries, seed + 2)
     _, truth_values = exact_search(x, check, k, metric, unit, block)  # by value: equally near hits all count
-    tuning_rows = seeded_rows(len(x), TUNING_QUERIES, seed + 1)
-    tuning = tuning_rows, exact_search(x, tuning_rows, k, metric, unit, block)[1]  # searched once, read by both tunings
-    rerank = tune_rerank(index, ceiling, x, k, metric, unit, tuning, min(1.0, min_recall + MARGIN))
+    rerank = tune_rerank(index, ceiling, x, k, metric, unit, block, min(1.0, min_recall + MARGIN), seed)
     depth, passes = 0, 0
     while True:  # a depth the check sample also finds short of the target is doubled and the graph searched again
-        depth, tuned_recall = tune_depth(index, knob, ceiling, x, k, metric, unit, tuning,
-                                         min(1.0, min_recall + MARGIN), depth)
+        depth, tuned_recall = tune_depth(index, knob, ceiling, x, k, metric, unit, block,
+                                         min(1.0, min_recall + MARGIN), seed, depth)
         idx, values = search_all(index, x, k, metric, unit, block, progress if passes == 0 else None)
         recall, passes = recall_with_ties(values[check], truth_values, metric), passes + 1
         if recall >= min_recall or depth >= ceiling:

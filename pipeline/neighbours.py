@@ -72,9 +72,9 @@ class PixelRows:
     channel when every image is grey. Repeating a grey channel three times scales every dot product and norm
     alike, so cosines (and neighbours) are exactly those of the grey pixels, at a third of the search cost."""
 
-    def __init__(self, pixels: np.ndarray):
+    def __init__(self, pixels: np.ndarray, grey: bool | None = None):
         self.pixels = pixels
-        self.grey = all_grey(pixels)
+        self.grey = all_grey(pixels) if grey is None else grey
         channels = 1 if self.grey else pixels.shape[-1]
         self.shape = (len(pixels), int(np.prod(pixels.shape[1:-1])) * channels)
 
