@@ -32,7 +32,11 @@ install-system:
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	@# A download cut off mid-read is not one of the failures pip retries itself: try the whole install again.
+	for attempt in 1 2 3; do \
+	  $(PY) -m pip install -q --disable-pip-version-check --retries 10 -r requirements.lock && break; \
+	  [ $$attempt = 3 ] && exit 1; echo "pip install failed (attempt $$attempt of 3); retrying in 10 s"; sleep 10; \
+	done
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
