@@ -21,6 +21,7 @@ from ..stage import Stage, StageContext
 
 
 LAYOUT_DIMS = 50  # what umap-learn gets of the data (see fit_umap)
+STARTS = {"pca": "PCA", "spectral": "spectral embedding"}  # umap.init as the slide names it
 
 
 def valid_neighbours(requested: int, n: int) -> tuple[int, str]:
@@ -43,9 +44,10 @@ def with_self(idx: np.ndarray, similarity: np.ndarray, n_neighbors: int) -> tupl
 
 
 def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
-             knn: tuple[np.ndarray, np.ndarray] | None = None, on_gpu: bool = False) -> np.ndarray:
+             knn: tuple[np.ndarray, np.ndarray] | None = None, on_gpu: bool = False, init: str = "pca") -> np.ndarray:
     """A seeded 2-D UMAP of ``points`` at unit length (the cosine space), from ``knn`` (the graph's indices
     and cosine similarities of each point's nearest others) or, without it, from an exact search here.
+    ``init``: umap-learn's starting layout (``umap.init``; tiny sets, where neither is defined, start at random).
 
     umap-learn reads the data itself only to lay out disconnected parts of the graph; it gets the unit
     vectors' first principal components (built block by block), so a large set is never copied whole.
@@ -65,7 +67,7 @@ def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
         return umap_map(reduce(points, LAYOUT_DIMS, unit=True), (found, distances), n_neighbors, min_dist, seed)
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1,
                         precomputed_knn=(found, distances, None),
-                        init="spectral" if len(points) > n_neighbors + 2 else "random")
+                        init=init if len(points) > n_neighbors + 2 else "random")
     with warnings.catch_warnings():  # new images are placed by the parametric maps, not by UMAP's transform
         warnings.filterwarnings("ignore", message="precomputed_knn.* is not an NNDescent object")
         return reducer.fit_transform(reduce(points, LAYOUT_DIMS, unit=True)).astype(np.float32)
@@ -81,13 +83,14 @@ def run(ctx: StageContext) -> dict:
     started = time.perf_counter()
     knn = ctx.load_npy("neighbours", "embedding_idx"), ctx.load_npy("neighbours", "embedding_values")
     on_gpu = use_cuml(cfg.engine, ctx.cfg.device)
-    coords = fit_umap(embeddings, n_neighbors, cfg.min_dist, cfg.seed, knn, on_gpu)
+    coords = fit_umap(embeddings, n_neighbors, cfg.min_dist, cfg.seed, knn, on_gpu, cfg.init)
     seconds = time.perf_counter() - started
     ctx.save_npy("coords", coords)
     figures.scatter_by_label(coords, labels, f"UMAP ({n_neighbors} neighbours, min_dist {cfg.min_dist:g})",
                              ctx.output("map"))
     return {"n_neighbors": n_neighbors, "adjustment": note, "min_dist": cfg.min_dist, "seconds": round(seconds, 3),
-            "engine": "cuML" if on_gpu else "umap-learn", "reproducibility": REPRODUCIBILITY if on_gpu else ""}
+            "init": "cuML's default" if on_gpu else STARTS[cfg.init], "engine": "cuML" if on_gpu else "umap-learn",
+            "reproducibility": REPRODUCIBILITY if on_gpu else ""}
 
 
 STAGE = Stage(
