@@ -4,6 +4,10 @@ A stage's cache key covers the source of every module in that set, so no hand-ke
 Nothing is imported to find them. Imports under ``if TYPE_CHECKING:`` are left out (they never run), and
 so are imports of modules outside the project. The parent packages' ``__init__`` modules run whenever a
 module is imported, so they are in the set too.
+
+The sources are hashed once, when the package is imported (``snapshot``), before any of its modules runs: a
+file edited later, while a run is under way, would otherwise key a stage with code the process never loaded.
+The runner checks, when a stage ends, that its files still match (``changed_files``) and keeps nothing if not.
 """
 
 from __future__ import annotations
@@ -15,6 +19,36 @@ from pathlib import Path
 
 PROJECT = "pipeline"
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent  # the folder that holds the package
+_SNAPSHOT: dict[Path, str] = {}  # a source file's sha256 when the package was imported
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def snapshot(root: Path = DEFAULT_ROOT) -> None:
+    """Hash every project source file under ``root`` now (the package's import; a file seen before keeps its
+    first hash)."""
+    for path in sorted((root / PROJECT).rglob("*.py")):
+        _SNAPSHOT.setdefault(path.resolve(), _sha256(path))
+
+
+def file_hash(path: Path) -> str:
+    """A source file's hash as the snapshot took it, or as it is now for a file outside the snapshot."""
+    found = _SNAPSHOT.get(path.resolve())
+    return found if found is not None else _sha256(path)
+
+
+def changed_files(hashes: dict[str, str], root: Path = DEFAULT_ROOT) -> list[str]:
+    """The files of a ``code_hashes`` record whose content on disk differs from it now (or that are gone)."""
+    changed = []
+    for rel, digest in hashes.items():
+        try:
+            if _sha256(root / rel) != digest:
+                changed.append(rel)
+        except OSError:
+            changed.append(rel)
+    return changed
 
 
 def module_file(name: str, root: Path) -> Path | None:
@@ -87,7 +121,8 @@ def direct_imports(name: str, root: Path = DEFAULT_ROOT) -> set[str]:
     """Project modules that ``name`` imports itself."""
     path = start_file(name, root)
     candidates = _direct_imports(name, path, path.stat().st_mtime_ns)
-    return {c for c in candidates if c.split(".")[0] == PROJECT and module_file(c, root) is not None}
+    return {c for c in candidates  # a package's ``from . import x`` names the package itself: not an edge
+            if c != name and c.split(".")[0] == PROJECT and module_file(c, root) is not None}
 
 
 def closure(name: str, root: Path = DEFAULT_ROOT) -> list[str]:
@@ -115,7 +150,7 @@ def code_hashes(name: str, root: Path = DEFAULT_ROOT, extra_files: tuple[str, ..
     """{file relative to the root: sha256} for every module ``name`` runs, plus ``extra_files`` (paths relative
     to the root, for inputs that are not imports, such as a template)."""
     files = [relative_path(module, root) for module in closure(name, root)] + list(extra_files)
-    return {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in sorted(files)}  # abs stays abs
+    return {rel: file_hash(root / rel) for rel in sorted(files)}  # an absolute path stays absolute
 
 
 def import_graph(root: Path = DEFAULT_ROOT) -> dict[str, set[str]]:

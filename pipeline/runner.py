@@ -303,6 +303,10 @@ class Runner:
             missing = [out for out in stage.required_outputs if not (tmp / out).is_file()]
             if missing:
                 raise RuntimeError(f"stage {stage.name} did not write {', '.join(missing)}")
+            edited = codegraph.changed_files(record["code"], self.code_root)
+            if edited:  # the key names code this process may not have run: keep nothing under it
+                raise StageError(f"{', '.join(edited)} changed on disk during this run; {stage.name}'s output "
+                                 "is not kept (run again)")
             seconds = time.perf_counter() - started
             files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
             meta = {

@@ -126,3 +126,30 @@ def test_variants_are_cached_apart_and_leave_the_lock_alone(tmp_path):
                       "numbers@seed 2": "ran", "summary": "ran", "spread": "ran"}
     assert [p.reasons for p in Runner(load_config(None, [f"out={tmp_path}", "pca.n_components=4"]), stages).plan()][
         -1] == ["pca.n_components 3 -> 4", "numbers@seed 3 is stale"]
+
+
+def test_a_source_edited_while_a_stage_runs_keeps_nothing_under_its_key(tmp_path):
+    """A stage's key names its sources as the run found them; when one changes before the stage ends, the
+    output may come from either version, so the runner keeps none of it, and the next run (keyed by the new
+    source) computes it again."""
+    import shutil
+
+    from pipeline.stage import Stage
+
+    from toy_stages import make_numbers
+
+    code = tmp_path / "code"
+    shutil.copytree(HERE.parent / "pipeline", code / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    edited = code / "pipeline" / "stage.py"
+
+    def numbers_while_editing(ctx):
+        edited.write_text(edited.read_text() + "\n# edited mid-run\n")
+        return make_numbers(ctx)
+
+    cfg = load_config(None, [f"out={tmp_path / 'out'}"])
+    spec = {"params": ("demo",), "outputs": {"numbers": "numbers.npy"}}
+    failed = Runner(cfg, [Stage("numbers", numbers_while_editing, **spec)], code_root=code).run()["stages"]["numbers"]
+    assert failed["state"] == "failed" and "pipeline/stage.py changed on disk" in failed["reason"]
+    assert not list((tmp_path / "out" / "cache" / "numbers").iterdir()), "nothing kept, not even a partial entry"
+    again = Runner(cfg, [Stage("numbers", make_numbers, **spec)], code_root=code).run()["stages"]["numbers"]
+    assert again["state"] == "ran"

@@ -61,6 +61,22 @@ def test_keys_follow_every_module_a_stage_runs_and_only_those(code_copy):
     assert touched_somewhere >= 60
 
 
+def test_keys_hash_the_sources_as_the_process_loaded_them(tmp_path):
+    """The package's sources are hashed when it is imported: an edit made later does not change the key the
+    running process computes (it runs the code it loaded), and ``changed_files`` names the edited file."""
+    assert (ROOT / "pipeline" / "runner.py").resolve() in codegraph._SNAPSHOT, "the real package was snapshotted"
+    pkg = tmp_path / "pipeline"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("x = 1\n")
+    codegraph.snapshot(tmp_path)
+    loaded = codegraph.code_hashes("pipeline.a", tmp_path)
+    (pkg / "a.py").write_text("x = 2\n")
+    assert codegraph.code_hashes("pipeline.a", tmp_path) == loaded
+    assert codegraph.changed_files(loaded, tmp_path) == ["pipeline/a.py"]
+    assert codegraph.changed_files({"pipeline/gone.py": "0" * 64}, tmp_path) == ["pipeline/gone.py"]
+
+
 def test_a_type_checking_import_is_not_code_that_runs(tmp_path):
     pkg = tmp_path / "pipeline"
     pkg.mkdir()
