@@ -81,9 +81,9 @@ def test_sheets_shrink_until_they_fit_the_budget(fashion):
     images, _ = fashion
     thumbs = np.stack([letterbox(np.repeat(im[:, :, None], 3, 2), 48) for im in images[:300]])
     order = np.arange(300)
-    sheets, tried = map_data.fit_sheets(thumbs, order, 1e9, 65)
-    assert list(tried) == [48] and len(sheets) == 2
-    sheets, tried = map_data.fit_sheets(thumbs, order, tried[48] * 0.6, 65)
+    sheets, tried, estimated = map_data.fit_sheets(thumbs, order, 1e9, 65)
+    assert list(tried) == [48] and len(sheets) == 2 and estimated == {}, "a small set is encoded, not estimated"
+    sheets, tried, _ = map_data.fit_sheets(thumbs, order, tried[48] * 0.6, 65)
     assert list(tried)[-1] < 48 and tried[list(tried)[-1]] <= tried[48] * 0.6
     import cv2
 
@@ -93,6 +93,23 @@ def test_sheets_shrink_until_they_fit_the_budget(fashion):
     tile = cv2.cvtColor(sheet[side:2 * side, 0:side], cv2.COLOR_BGR2RGB).astype(float)  # map position 16
     want = cv2.resize(thumbs[16], (side, side), interpolation=cv2.INTER_AREA).astype(float)
     assert np.abs(tile - want).mean() < 12
+
+
+def test_a_large_set_encodes_in_full_only_the_side_its_estimate_puts_within_the_budget(fashion):
+    """Above 16,384 images each side's total is estimated from 16 sheets; the side chosen is the one the full
+    search (every side encoded, largest first) would choose, and the larger sides are never encoded whole."""
+    from pipeline.images import letterbox
+
+    images, _ = fashion
+    thumbs = np.stack([letterbox(np.repeat(im[:, :, None], 3, 2), 48) for im in images[:300]])
+    order = np.random.default_rng(0).integers(0, 300, 17_000)  # 67 sheets
+    full = {side: sum(len(map_data.encode_webp(p, 65)) for p in map_data.sheet_images(thumbs, order, side))
+            for side in (48, 40, 32)}
+    assert full[48] > full[40] > full[32]
+    sheets, tried, estimated = map_data.fit_sheets(thumbs, order, full[32] * 1.02, 65)
+    assert list(tried) == [32] and tried[32] == full[32] and len(sheets) == 67
+    assert list(estimated) == [48, 40, 32]
+    assert all(abs(estimated[side] / full[side] - 1) < 0.05 for side in estimated), (estimated, full)
 
 
 def test_grid_shape_fits_the_images():

@@ -26,7 +26,7 @@ def write_map(ctx: StageContext, manifest: list[dict], order: np.ndarray, maps: 
     cfg = ctx.cfg.gallery
     folder = ctx.output("points").parent
     thumbs = ctx.load_npy("extract", "thumbs", mmap=True)
-    sheets, tried = map_data.fit_sheets(thumbs, order, cfg.tiles_mb * 1e6, cfg.tile_quality)
+    sheets, tried, estimated = map_data.fit_sheets(thumbs, order, cfg.tiles_mb * 1e6, cfg.tile_quality)
     side = list(tried)[-1]
     for number, data in enumerate(sheets):
         (folder / f"tiles-{number:04d}.webp").write_bytes(data)
@@ -46,6 +46,7 @@ def write_map(ctx: StageContext, manifest: list[dict], order: np.ndarray, maps: 
     map_data.write_script(ctx.output("points"), "points", payload)
     data_bytes = sum(p.stat().st_size for p in folder.iterdir())
     return {"tile": side, "tiles_bytes_tried": {str(s): size for s, size in tried.items()},
+            "tiles_bytes_estimated": {str(s): size for s, size in estimated.items()},
             "tiles_bytes": tried[side], "over_budget": tried[side] > cfg.tiles_mb * 1e6,
             "sheets": len(sheets), "neighbours": k, "neighbour_files": len(blocks), "outlier_k": outlier_k,
             "clusters": clusters is not None, "map_bytes": data_bytes}
