@@ -110,9 +110,9 @@ def encode_webp(rgb: np.ndarray, quality: int) -> bytes:
     return data.tobytes()
 
 
-def estimate_bytes(thumbs: np.ndarray, order: np.ndarray, side: int, quality: int) -> int:
-    """All sheets' encoded size at ``side``, from ``ESTIMATE_SHEETS`` evenly spaced sheets."""
-    groups = sheet_rows(order)
+def estimate_bytes(thumbs: np.ndarray, groups: list[np.ndarray], side: int, quality: int) -> int:
+    """All sheets' encoded size at ``side`` (``groups``: each sheet's rows, ``sheet_rows``), from
+    ``ESTIMATE_SHEETS`` evenly spaced sheets."""
     picks = np.unique(np.linspace(0, len(groups) - 1, ESTIMATE_SHEETS).round().astype(int))
     return int(np.mean([len(encode_webp(sheet(thumbs, groups[i], side), quality)) for i in picks]) * len(groups))
 
@@ -129,8 +129,9 @@ def fit_sheets(thumbs: np.ndarray, order: np.ndarray, budget_bytes: float, quali
     estimated: dict[int, int] = {}
     if len(sides) > 1 and len(order) > 4 * ESTIMATE_SHEETS * SHEET_SIDE * SHEET_SIDE:
         start = len(sides) - 1  # the smallest side, when no larger side's estimate is near the budget
+        groups = sheet_rows(order)
         for number, side in enumerate(sides[:-1]):
-            estimated[side] = estimate_bytes(thumbs, order, side, quality)
+            estimated[side] = estimate_bytes(thumbs, groups, side, quality)
             if estimated[side] <= budget_bytes * ESTIMATE_SLACK:
                 start = number
                 break
