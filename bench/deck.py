@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+TSNE_CHANGE = "tsne.perplexity=31"  # the one t-SNE setting the warm run changes
 
 
 def run_command(command: list[str], cwd: Path, env: dict | None = None) -> dict:
@@ -52,7 +53,7 @@ def pipeline_runs(reps_warm: int = 3) -> dict:
         cold["stages"] = stages_of(out)
         warm = [run_command(embdeck + args, REPO) for _ in range(reps_warm)]
         warm_stages = stages_of(out)
-        changed = run_command(embdeck + args + ["--set", "tsne.perplexity=31"], REPO)
+        changed = run_command(embdeck + args + ["--set", TSNE_CHANGE], REPO)
         changed_stages = stages_of(out)
     warm_seconds = sorted(w["seconds"] for w in warm)
     return {"cold": cold, "cold_stage_seconds": round(sum(s["seconds"] or 0 for s in cold["stages"].values()), 1),

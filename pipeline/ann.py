@@ -43,10 +43,8 @@ def pick_method(method: str, n: int, exact_up_to: int) -> str:
     return "exact" if n <= exact_up_to else "ivf"
 
 
-def seeded_rows(n: int, count: int, seed: int, avoid: np.ndarray | None = None) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    pool = np.arange(n) if avoid is None else np.setdiff1d(np.arange(n), avoid)
-    return np.sort(rng.choice(pool, size=min(count, len(pool)), replace=False))
+def seeded_rows(n: int, count: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, size=min(count, n), replace=False))
 
 
 def metric_type(metric: str):
@@ -92,7 +90,7 @@ def ivf_index(x: np.ndarray, metric: str, unit: bool, block: int, seed: int, com
     return index, described, "nprobe", cells
 
 
-def hnsw_index(x: np.ndarray, metric: str, unit: bool, block: int, seed: int, compress: bool = True):
+def hnsw_index(x: np.ndarray, metric: str, unit: bool, block: int):
     """An HNSW graph index over the rows of ``x``, built on one thread: FAISS inserts points in parallel in an
     order that depends on the threads' timing, so only a one-thread build gives the same graph every run."""
     import faiss
@@ -123,7 +121,22 @@ def approximate_search(index, x, rows, k, metric, unit) -> tuple[np.ndarray, np.
     return finish(found, values, k, metric, rows)
 
 
-def tune_rerank(index, cells: int, x, k, metric, unit, block, target: float, seed: int) -> int | None:
+@dataclass
+class Sample:
+    """Seeded query rows and their exact neighbours' values: searched once, read by every tuning step."""
+    rows: np.ndarray
+    truth: np.ndarray
+
+    @classmethod
+    def searched(cls, x, count, k, metric, unit, block, seed) -> "Sample":
+        rows = seeded_rows(len(x), count, seed)
+        return cls(rows, exact_search(x, rows, k, metric, unit, block)[1])
+
+    def recall(self, index, x, k, metric, unit) -> float:
+        return recall_with_ties(approximate_search(index, x, self.rows, k, metric, unit)[1], self.truth, metric)
+
+
+def tune_rerank(index, cells: int, x, sample: Sample, k, metric, unit, target: float) -> int | None:
     """For an index that re-ranks compressed candidates: the smallest power-of-two re-ranking factor (from
     ``RERANK``) whose recall@k on the tuning sample reaches ``target`` when every cell is scanned, so that the
     codes are not what holds recall back (None for an index without re-ranking). Raw pixels need more
@@ -131,29 +144,23 @@ def tune_rerank(index, cells: int, x, k, metric, unit, block, target: float, see
     coarsely."""
     if not hasattr(index, "k_factor"):
         return None
-    rows = seeded_rows(len(x), TUNING_QUERIES, seed + 1)
-    _, truth_values = exact_search(x, rows, k, metric, unit, block)
     set_depth(index, "nprobe", cells)
     factor = RERANK
     while True:
         index.k_factor = factor
-        _, found_values = approximate_search(index, x, rows, k, metric, unit)
-        if recall_with_ties(found_values, truth_values, metric) >= target or factor >= MAX_RERANK:
+        if sample.recall(index, x, k, metric, unit) >= target or factor >= MAX_RERANK:
             return factor
         factor *= 2
 
 
-def tune_depth(index, knob: str, ceiling: int, x, k, metric, unit, block, target: float, seed: int,
+def tune_depth(index, knob: str, ceiling: int, x, sample: Sample, k, metric, unit, target: float,
                depth: int = 0) -> tuple[int, float]:
-    """The smallest power-of-two search depth (from ``depth``) whose recall@k on a tuning sample reaches
+    """The smallest power-of-two search depth (from ``depth``) whose recall@k on the tuning sample reaches
     ``target``."""
-    rows = seeded_rows(len(x), TUNING_QUERIES, seed + 1)
-    _, truth_values = exact_search(x, rows, k, metric, unit, block)
     depth = depth or (1 if knob == "nprobe" else max(16, k))
     while True:
         set_depth(index, knob, depth)
-        _, found_values = approximate_search(index, x, rows, k, metric, unit)
-        recall = recall_with_ties(found_values, truth_values, metric)
+        recall = sample.recall(index, x, k, metric, unit)
         if recall >= target or depth >= ceiling:
             return depth, recall
         depth = min(ceiling, depth * 2)
@@ -170,20 +177,20 @@ def build_graph(x: np.ndarray, k: int, metric: str, unit: bool, method: str, exa
                                    "recall": 1.0, "recall_queries": 0, "recall_note": "exact search"})
     if len(x) < 64:
         raise StageError(f"neighbours.method = {method} needs at least 64 images, got {len(x)}; use exact")
-    build = ivf_index if chosen == "ivf" else hnsw_index
     try:
-        index, description, knob, ceiling = build(x, metric, unit, block, seed, compress)
+        index, description, knob, ceiling = (ivf_index(x, metric, unit, block, seed, compress) if chosen == "ivf"
+                                             else hnsw_index(x, metric, unit, block))
     except RuntimeError as exc:  # FAISS refuses to train (too few points for the cells, say)
         raise StageError(f"the {chosen} index could not be built on {len(x)} images: {exc}") from None
-    check = seeded_rows(len(x), recall_queries, seed + 2)
-    _, truth_values = exact_search(x, check, k, metric, unit, block)  # by value: equally near hits all count
-    rerank = tune_rerank(index, ceiling, x, k, metric, unit, block, min(1.0, min_recall + MARGIN), seed)
+    check = Sample.searched(x, recall_queries, k, metric, unit, block, seed + 2)  # by value: ties all count
+    tuning = Sample.searched(x, TUNING_QUERIES, k, metric, unit, block, seed + 1)
+    target = min(1.0, min_recall + MARGIN)
+    rerank = tune_rerank(index, ceiling, x, tuning, k, metric, unit, target)
     depth, passes = 0, 0
     while True:  # a depth the check sample also finds short of the target is doubled and the graph searched again
-        depth, tuned_recall = tune_depth(index, knob, ceiling, x, k, metric, unit, block,
-                                         min(1.0, min_recall + MARGIN), seed, depth)
+        depth, tuned_recall = tune_depth(index, knob, ceiling, x, tuning, k, metric, unit, target, depth)
         idx, values = search_all(index, x, k, metric, unit, block, progress if passes == 0 else None)
-        recall, passes = recall_with_ties(values[check], truth_values, metric), passes + 1
+        recall, passes = recall_with_ties(values[check.rows], check.truth, metric), passes + 1
         if recall >= min_recall or depth >= ceiling:
             break
         depth = min(ceiling, depth * 2)
@@ -194,7 +201,7 @@ def build_graph(x: np.ndarray, k: int, metric: str, unit: bool, method: str, exa
         facts["rerank_factor"] = rerank
     return Graph(idx, values, {**facts,
                                "tuning_recall": round(tuned_recall, 4), "recall": round(recall, 4),
-                               "recall_queries": int(len(check))})
+                               "recall_queries": int(len(check.rows))})
 
 
 def search_all(index, x, k, metric, unit, block, progress=None) -> tuple[np.ndarray, np.ndarray]:

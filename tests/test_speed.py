@@ -101,10 +101,13 @@ def test_tsne_method_by_n():
 
 def test_bench_arithmetic_and_targets():
     from bench.common import growth_exponent
-    from bench.targets import dependants, evaluate
+    from bench.targets import dependants, evaluate, readers
 
     assert growth_exponent([1000, 2000, 4000], [1.0, 4.0, 16.0]) == pytest.approx(2.0)
     assert dependants("tsne") >= {"tsne", "parametric", "fidelity"} and "umap" not in dependants("tsne")
+    # perplexity reaches the neighbour graph through its derived PCA-space k; a t-SNE iteration count does not
+    assert {"tsne", "neighbours"} <= readers("tsne.perplexity=31") and "pca" not in readers("tsne.perplexity=31")
+    assert "neighbours" not in readers("tsne.n_iter=500")
     rows = evaluate({"maps": {"sizes": {"2000": {"tsne": {"speedup": 0.9, "embdeck": {"trustworthiness": 0.98},
                                                          "sklearn": {"trustworthiness": 0.985}}}}}})
     never_slower = next(r for r in rows if r["target"].startswith("t-SNE never slower"))
