@@ -123,7 +123,9 @@ def approximate_search(index, x, rows, k, metric, unit) -> tuple[np.ndarray, np.
 
 @dataclass
 class Sample:
-    """Seeded query rows and their exact neighbours' values: searched once, read by every tuning step."""
+    """Seeded query rows and their exact neighbours' values, searched once: the tuning sample is read by every
+    tuning step, the check sample by the final check of the whole graph."""
+
     rows: np.ndarray
     truth: np.ndarray
 

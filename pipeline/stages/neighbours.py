@@ -14,8 +14,8 @@ Spaces (each searched once; the run record counts the searches):
 Search (``neighbours.method``): ``exact`` streams the data through FAISS flat search block by block (on a
 GPU, ``device``, a torch matmul and top-k, exact at any size); ``ivf`` and ``hnsw`` are FAISS approximate
 indexes whose search depth is raised on a tuning sample until recall@k reaches ``min_recall``; ``auto`` is
-exact up to ``exact_up_to`` points, above it IVF (see ``ann.pick_method``). Every run
-measures recall@k against exact search on a seeded sample of ``recall_queries`` queries (the fidelity slide shows it).
+exact up to ``exact_up_to`` points, above it IVF (see ``ann.pick_method``). Every run measures recall@k
+against exact search on a seeded sample of ``recall_queries`` queries (the fidelity slide shows it).
 Outputs: ``<space>_idx`` (N, k) int64 and ``<space>_values`` (N, k) float32, each row's own point left out,
 nearest first, and ``<space>_facts`` (method, index, k, recall; the summary adds the seconds), each space
 apart so that a stage reading one space is not rerun when another changes.
