@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -102,16 +103,61 @@ class PassStats:
 CNN_CPU_MICRO_BATCH = 8
 
 
+class FeatureSplit(torch.nn.Module):
+    """``forward_features`` then ``split_features`` as one module, so the whole pass can be traced."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return split_features(self.model, self.model.forward_features(x))
+
+
+FROZEN_TOLERANCE = 1e-4  # largest difference from eager allowed, relative to the largest feature
+
+
+@torch.inference_mode()
+def frozen_pass(model: torch.nn.Module, size: int, device: torch.device) -> tuple[torch.jit.ScriptModule | None, dict]:
+    """The CNN's forward pass traced and frozen, which folds each BatchNorm into the convolution before it
+    (~1.3x the images/s of eager for the bundled EfficientNet-Lite0 on 2 CPU cores), and how far it is from
+    eager on a seeded batch; ``None`` (eager stays) when the two differ beyond ``FROZEN_TOLERANCE``.
+
+    TorchScript is deprecated in torch 2.14 but still the one CPU path that folds BatchNorm without a C++
+    toolchain and a compile of tens of seconds (``torch.compile``); its warnings are silenced here only."""
+    split = FeatureSplit(model).eval()
+    generator = torch.Generator().manual_seed(0)
+    example = torch.rand(CNN_CPU_MICRO_BATCH, 3, size, size, generator=generator).to(device)
+    example = example.contiguous(memory_format=torch.channels_last)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.jit")
+        frozen = torch.jit.freeze(torch.jit.trace(split, example, check_trace=False))
+    odd = example[:3]  # another batch size than the traced one: the graph must not have fixed it
+    difference = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+                     for x in (example, odd) for a, b in zip(frozen(x), split(x)))
+    facts = {"max_relative_diff_to_eager": difference, "tolerance": FROZEN_TOLERANCE}
+    if difference > FROZEN_TOLERANCE:
+        log.warning("the frozen forward pass differs from eager by %.1e (relative); extracting eagerly", difference)
+        return None, {"pass": "eager", **facts}
+    return frozen, {"pass": "frozen TorchScript (BatchNorm folded)", **facts}
+
+
 class Extractor:
     """A built backbone plus its preprocessing, ready to turn image files into features."""
 
     def __init__(self, model: torch.nn.Module, prep: Preprocess, device: torch.device, dtype: torch.dtype,
-                 max_pixels: int, micro_batch: int = 0):
+                 max_pixels: int, micro_batch: int = 0, freeze: bool = True):
         self.model, self.prep, self.device, self.dtype, self.max_pixels = model.to(device), prep, device, dtype, max_pixels
         self.convolutional = self.probe_convolutional()
         if self.convolutional:
             self.model.to(memory_format=torch.channels_last)
-        self.micro_batch = micro_batch or (CNN_CPU_MICRO_BATCH if self.convolutional and device.type == "cpu" else 0)
+        on_cpu = self.convolutional and device.type == "cpu"
+        self.micro_batch = micro_batch or (CNN_CPU_MICRO_BATCH if on_cpu else 0)
+        # fp32 only: the frozen graph would not follow autocast's bf16 choices.
+        self.frozen, self.forward_pass = None, {"pass": "eager"}
+        if freeze and on_cpu and dtype == torch.float32:
+            self.frozen, self.forward_pass = frozen_pass(self.model, prep.input_size, device)
 
     @torch.inference_mode()
     def probe_convolutional(self) -> bool:
@@ -146,8 +192,12 @@ class Extractor:
         parts = []
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
             for start in range(0, len(x), step):
-                feats = self.model.forward_features(x[start:start + step])
-                parts.append([t.float().cpu() for t in split_features(self.model, feats)])
+                chunk = x[start:start + step]
+                if self.frozen is not None and dtype == torch.float32:
+                    outputs = self.frozen(chunk)
+                else:
+                    outputs = split_features(self.model, self.model.forward_features(chunk))
+                parts.append([t.float().cpu() for t in outputs])
         return tuple(torch.cat(column) for column in zip(*parts))
 
     def stream(self, items: list, batch_size: int, workers: int, keep: Keep = Keep(), keep_spatial: bool = False,

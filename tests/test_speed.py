@@ -33,6 +33,29 @@ def test_bf16_is_measured_against_fp32_and_cnns_run_channels_last(small_set):
     assert torch.allclose(fp32.features(batch)[0], whole, atol=1e-4)
 
 
+def test_the_frozen_cnn_pass_gives_the_eager_features_on_real_images(small_set):
+    """The CPU CNN runs as a frozen TorchScript graph (BatchNorm folded); its features must be eager's."""
+    import torch
+
+    from pipeline import backbone
+    from pipeline.features import FROZEN_TOLERANCE, Extractor, preprocess_for
+
+    cfg = Config()
+    model = backbone.build(backbone.resolve(cfg.backbone)).eval()
+    prep = preprocess_for(model, cfg)
+    cpu = torch.device("cpu")
+    frozen = Extractor(model, prep, cpu, torch.float32, cfg.ingest.max_pixels)
+    eager = Extractor(model, prep, cpu, torch.float32, cfg.ingest.max_pixels, freeze=False)
+    assert frozen.frozen is not None and frozen.forward_pass["pass"].startswith("frozen")
+    assert eager.frozen is None and eager.forward_pass == {"pass": "eager"}
+    assert Extractor(model, prep, cpu, torch.bfloat16, cfg.ingest.max_pixels).frozen is None  # autocast: eager
+    paths = sorted(small_set.rglob("*.png"))[:11]  # not a multiple of the micro-batch: a short last chunk
+    batch = np.stack([frozen.load(p) for p in paths])
+    for ours, reference in zip(frozen.features(batch), eager.features(batch)):
+        assert ours.shape == reference.shape
+        assert float((ours - reference).abs().max()) <= FROZEN_TOLERANCE * float(reference.abs().max())
+
+
 def test_peak_memory_sees_an_allocation_and_resets():
     if not memory.reset_peak():
         pytest.skip("this kernel does not allow resetting the peak RSS")

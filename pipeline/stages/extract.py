@@ -109,7 +109,7 @@ def local_pass(ctx: StageContext, extractor, paths: list, keep) -> tuple[tuple, 
     return written, {"engine": "local", "workers": 1, "seconds": round(stats.seconds, 3),
                      "images_per_s": round(stats.images_per_s, 2), "model_share": round(stats.model_share, 3),
                      "device": str(extractor.device), "dtype": str(extractor.dtype).replace("torch.", ""),
-                     "torch_threads": torch.get_num_threads()}
+                     "torch_threads": torch.get_num_threads(), "forward_pass": extractor.forward_pass}
 
 
 def ray_pass(ctx: StageContext, model, prep, manifest: list[dict], root, keep) -> tuple[tuple, dict]:
