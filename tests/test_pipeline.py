@@ -144,6 +144,7 @@ def test_exported_model_runs_with_torch_alone(run_dirs, tmp_path):
         for checked in (m, m["pt2"]):
             assert checked["max_abs_diff"] < 1e-4 and checked["batch_independence_max_diff"] < 1e-4, name
     model = out / "model_repository" / "dino_model" / "1" / "model.pt"
+    head = out / "model_repository" / "tsne_head" / "1" / "model.pt"
     assert (out / "model_repository" / "dino_model" / "config.pbtxt").is_file()
     export_dir = next(out.glob("cache/export/*/"))
     picks = np.load(export_dir / "check_images.npy")
@@ -170,6 +171,8 @@ with torch.inference_mode():
     for kind, model in (("pt", torch.jit.load({str(model)!r})), ("pt2", torch.export.load({str(model) + "2"!r}).module())):
         np.save({str(tmp_path)!r} + f"/{{kind}}.npy", model(batch).numpy())
         np.save({str(tmp_path)!r} + f"/{{kind}}-five.npy", model(batch[:5]).numpy())
+    head = torch.jit.load({str(head)!r})  # the tsne_map ensemble, as Triton runs it: dino_model, then the head
+    np.save({str(tmp_path)!r} + "/ensemble.npy", head(torch.jit.load({str(model)!r})(batch)).numpy())
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -178,6 +181,54 @@ with torch.inference_mode():
         got = np.load(tmp_path / f"{kind}.npy")
         assert got.shape == want.shape and np.abs(got - want).max() < 1e-4, kind
         assert np.abs(np.load(tmp_path / f"{kind}-five.npy") - got[:5]).max() < 1e-4, kind
+    # An image through the ensemble lands where the run's t-SNE MLP put it.
+    placed = np.load(next(out.glob("cache/parametric/*/tsne_mlp.npy")))[picks]
+    ensemble = np.load(tmp_path / "ensemble.npy")
+    assert ensemble.shape == placed.shape and np.abs(ensemble - placed).max() < 1e-3 * np.abs(placed).max()
+
+
+def triton_model_config():
+    """Triton's ``ModelConfig`` message from tritonclient's generated module, loaded by its path: the
+    package's ``grpc/__init__`` imports grpcio, which reading the schema does not need."""
+    import importlib.util
+
+    import tritonclient
+
+    path = Path(tritonclient.__file__).parent / "grpc" / "model_config_pb2.py"
+    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ModelConfig
+
+
+def test_the_model_repository_is_one_triton_reads(run_dirs):
+    """Every config.pbtxt parses with Triton's own schema; each image -> point ensemble runs dino_model then
+    its head, wires the tensors by the names those models declare, and has the empty version folder Triton
+    expects; the other models have their TorchScript file."""
+    from google.protobuf import text_format
+
+    out, _, _ = run_dirs
+    repository = out / "model_repository"
+    schema = triton_model_config()
+    configs = {d.name: text_format.Parse((d / "config.pbtxt").read_text(), schema())
+               for d in repository.iterdir() if d.is_dir()}
+    assert set(configs) == {"dino_model", "tsne_map", "umap_map", "tsne_head", "umap_head"}
+    for name, config in configs.items():
+        assert config.name == name and (repository / name / "1").is_dir(), name
+        if config.platform != "ensemble":
+            assert config.platform == "pytorch_libtorch" and (repository / name / "1" / "model.pt").is_file()
+            continue
+        steps = config.ensemble_scheduling.step
+        assert [step.model_name for step in steps] == ["dino_model", name.replace("_map", "_head")]
+        assert not any((repository / name / "1").iterdir()), "an ensemble has no weights of its own"
+        first, second = configs[steps[0].model_name], configs[steps[1].model_name]
+        assert dict(steps[0].input_map) == {first.input[0].name: config.input[0].name}
+        between = steps[0].output_map[first.output[0].name]
+        assert dict(steps[1].input_map) == {second.input[0].name: between}
+        assert dict(steps[1].output_map) == {second.output[0].name: config.output[0].name}
+        assert list(config.input[0].dims) == list(first.input[0].dims)
+        assert list(first.output[0].dims) == list(second.input[0].dims)
+        assert list(config.output[0].dims) == list(second.output[0].dims) == [2]
 
 
 def test_a_set_too_small_for_some_analyses_still_makes_a_deck(tmp_path, small_set):

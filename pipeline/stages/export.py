@@ -3,13 +3,15 @@
 Inputs: ``ingest``, ``extract`` (the embeddings, for parity), ``parametric`` (the map heads). Params:
 ``export``, ``backbone``. Outputs, under ``model_repository/``: ``dino_model`` (image -> global embedding; the
 folder name is the one the deployment expects, whatever backbone made this run, and ``config.pbtxt`` names
-the real one), ``tsne_map`` and ``umap_map`` (image -> 2-D point: backbone and map head in one file) and
-``tsne_head`` and ``umap_head`` (embedding -> 2-D point: what ``embdeck place`` runs after ``dino_model``,
-so a new image goes through the backbone once). Image models take float32 RGB in [0, 1], shape
-(B, 3, S, S), already resized; normalisation happens inside. Each model is written twice, ``1/model.pt``
-(TorchScript, which Triton's PyTorch backend loads) and ``1/model.pt2`` (a torch.export program, its batch
-dimension dynamic), with one ``config.pbtxt``. The check loads every saved file back and compares it with the
-eager model on real images: the largest difference, and each image alone against the batch.
+the real one), ``tsne_head`` and ``umap_head`` (embedding -> 2-D point: what ``embdeck place`` runs after
+``dino_model``, so a new image goes through the backbone once), and ``tsne_map`` and ``umap_map`` (image ->
+2-D point): Triton ensembles of ``dino_model`` then a head, a ``config.pbtxt`` and no weights of their own,
+so the backbone is stored, traced and checked once. Image models take float32 RGB in [0, 1], shape
+(B, 3, S, S), already resized; normalisation happens inside. Each model with weights is written twice,
+``1/model.pt`` (TorchScript, which Triton's PyTorch backend loads) and ``1/model.pt2`` (a torch.export program,
+its batch dimension dynamic), with one ``config.pbtxt``. The check loads every saved file back and compares it
+with the eager model on real images: the largest difference, and each image alone against the batch; an
+ensemble is checked by running its two loaded files one after the other against the eager composition.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..stage import Stage, StageContext
 
 REPOSITORY = "model_repository"
 PBTXT = """name: "{name}"
-platform: "pytorch_libtorch"
+platform: "{platform}"
 max_batch_size: {max_batch}
 input [
   {{ name: "INPUT__0" data_type: TYPE_FP32 dims: [ {input_dims} ] }}
@@ -34,13 +36,31 @@ input [
 output [
   {{ name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ {dims} ] }}
 ]
-parameters {{ key: "backbone" value: {{ string_value: "{backbone}" }} }}
+{scheduling}parameters {{ key: "backbone" value: {{ string_value: "{backbone}" }} }}
 parameters {{ key: "input" value: {{ string_value: "{input}" }} }}
+"""
+# An image -> point ensemble: dino_model's output, named "embedding" inside the ensemble, feeds the head.
+ENSEMBLE_STEPS = """ensemble_scheduling {{
+  step [
+    {{
+      model_name: "dino_model"
+      model_version: -1
+      input_map {{ key: "INPUT__0" value: "INPUT__0" }}
+      output_map {{ key: "OUTPUT__0" value: "embedding" }}
+    }},
+    {{
+      model_name: "{head}"
+      model_version: -1
+      input_map {{ key: "INPUT__0" value: "embedding" }}
+      output_map {{ key: "OUTPUT__0" value: "OUTPUT__0" }}
+    }}
+  ]
+}}
 """
 FILES = (("torchscript", "model.pt"), ("export", "model.pt2"))
 
 
-def wrappers():
+def feature_extractor_class():
     import torch
     from torch import nn
 
@@ -57,52 +77,58 @@ def wrappers():
             x = (images - self.mean) / self.std
             return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
-    class ImageToPoint(nn.Module):
-        """RGB in [0, 1] -> a 2-D map point."""
-
-        def __init__(self, extractor: nn.Module, head: nn.Module):
-            super().__init__()
-            self.extractor = extractor
-            self.head = head
-
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return self.head(self.extractor(images))
-
-    return FeatureExtractor, ImageToPoint
+    return FeatureExtractor
 
 
-def check(path: Path, eager, inputs) -> dict:
-    """Load the saved file back; compare with the eager module; each input alone against the batch; time a batch."""
+def run_loaded(loaded, inputs) -> dict:
+    """A loaded model on the batch, on each input alone, and a batch timed (median of 3)."""
     import torch
 
-    from ..model_files import load
-
-    loaded = load(path)
     with torch.inference_mode():
-        want, got = eager(inputs), loaded(inputs)
+        got = loaded(inputs)
         alone = torch.cat([loaded(inputs[i:i + 1]) for i in range(len(inputs))])
         timings = []
         for _ in range(3):
             started = time.perf_counter()
             loaded(inputs)
             timings.append(time.perf_counter() - started)
-    return {"max_abs_diff": float((want - got).abs().max()), "batch_independence_max_diff":
-            float((alone - got).abs().max()), "batch": len(inputs), "ms_per_batch": round(float(np.median(timings)) * 1000, 2),
-            "bytes": path.stat().st_size, "output": got.numpy()}
+    return {"batch": got, "alone": alone, "seconds": float(np.median(timings))}
 
 
-def models_to_export(ctx: StageContext, extractor, images, dims: int) -> dict:
-    """folder -> (module, its check inputs, what it takes, output dims): the extractor and, with the map heads,
-    each head alone and behind the extractor."""
+def verdict(want, ran: dict, inputs, nbytes: int) -> dict:
+    return {"max_abs_diff": float((want - ran["batch"]).abs().max()),
+            "batch_independence_max_diff": float((ran["alone"] - ran["batch"]).abs().max()), "batch": len(inputs),
+            "ms_per_batch": round(ran["seconds"] * 1000, 2), "bytes": nbytes}
+
+
+def check(path: Path, want, inputs) -> tuple[dict, dict]:
+    """Load the saved file back and compare it with the eager module's output ``want``; each input alone
+    against the batch; time a batch. Returns the verdict and the loaded model's outputs."""
+    from ..model_files import load
+
+    ran = run_loaded(load(path), inputs)
+    return verdict(want, ran, inputs, path.stat().st_size), ran
+
+
+def check_ensemble(backbone_ran: dict, head_path: Path, want, inputs) -> dict:
+    """An ensemble as Triton runs it: the loaded head on the loaded backbone's outputs (batch and alone),
+    against the eager head on the eager backbone."""
+    from ..model_files import load
+
+    head_ran = run_loaded(load(head_path), backbone_ran["batch"])
+    alone = run_loaded(load(head_path), backbone_ran["alone"])["batch"]
+    ran = {"batch": head_ran["batch"], "alone": alone, "seconds": backbone_ran["seconds"] + head_ran["seconds"]}
+    return verdict(want, ran, inputs, 0)
+
+
+def heads_to_export(ctx: StageContext) -> dict:
+    """kind -> the parametric stage's trained map head, eval mode (none when that stage did not run)."""
     import torch
 
     from ..map_heads import MapHead
 
-    _, ImageToPoint = wrappers()
-    with torch.inference_mode():
-        embeddings = extractor(images)
-    models = {"dino_model": (extractor, images, "image", dims)}
     heads_info = ctx.load_json("parametric", "heads") if ctx.has("parametric") else {}
+    heads = {}
     for name, kind in (("tsne_mlp", "tsne"), ("param_umap", "umap")):
         if name not in heads_info:
             continue
@@ -110,13 +136,13 @@ def models_to_export(ctx: StageContext, extractor, images, dims: int) -> dict:
         head = MapHead(np.zeros(info["projection"], np.float32), np.zeros(info["projection"][0], np.float32),
                        info["hidden"], info["layers"])
         head.load_state_dict(torch.load(ctx.path("parametric", f"{name}_weights"), weights_only=True))
-        models[f"{kind}_map"] = (ImageToPoint(extractor, head.eval()).eval(), images, "image", 2)
-        models[f"{kind}_head"] = (head.eval(), embeddings.clone(), "embedding", 2)
-    return models
+        heads[kind] = head.eval()
+    return heads
 
 
-def write_model(folder: Path, module, inputs, config: dict, tolerance: float) -> dict:
-    """Both files of one model and its config.pbtxt, each checked against the eager module."""
+def write_model(folder: Path, module, inputs, config: dict, tolerance: float) -> tuple[dict, dict]:
+    """Both files of one model and its config.pbtxt, each checked against the eager module; returns the
+    verdicts and, per file kind, the loaded model's outputs (an ensemble's first step)."""
     import torch
 
     from ..model_files import export_program, script
@@ -126,13 +152,32 @@ def write_model(folder: Path, module, inputs, config: dict, tolerance: float) ->
         compiled, how = script(module, inputs)
     compiled.save(str(folder / "model.pt"))
     export_program(module, inputs, folder / "model.pt2")
-    (folder.parent / "config.pbtxt").write_text(PBTXT.format(**config))
-    results = {kind: check(folder / name, module, inputs) for kind, name in FILES}
-    for kind, name in FILES:
+    (folder.parent / "config.pbtxt").write_text(PBTXT.format(platform="pytorch_libtorch", scheduling="", **config))
+    with torch.inference_mode():
+        want = module(inputs)  # once for both files
+    checked = {kind: check(folder / name, want, inputs) for kind, name in FILES}
+    results = {kind: verdict for kind, (verdict, _) in checked.items()}
+    refuse_beyond(config["name"], results, tolerance)
+    return {"compiled_with": how, **results}, {kind: ran for kind, (_, ran) in checked.items()}
+
+
+def refuse_beyond(name: str, results: dict, tolerance: float) -> None:
+    for kind, file in FILES:
         if results[kind]["max_abs_diff"] > tolerance:
-            raise StageError(f"exported {config['name']}/1/{name} differs from the eager model by "
+            raise StageError(f"exported {name}/1/{file} differs from the eager model by "
                              f"{results[kind]['max_abs_diff']:.2e} (tolerance {tolerance:g})")
-    return {"compiled_with": how, **results}
+
+
+def write_ensemble(folder: Path, backbone_ran: dict, head_folder: Path, want, inputs, config: dict,
+                   tolerance: float) -> dict:
+    """An image -> point ensemble (``dino_model`` then the head): its config.pbtxt and the empty version
+    folder Triton expects, checked file kind by file kind against the eager composition."""
+    (folder / "1").mkdir(parents=True, exist_ok=True)
+    steps = ENSEMBLE_STEPS.format(head=config["head"])
+    (folder / "config.pbtxt").write_text(PBTXT.format(platform="ensemble", scheduling=steps, dims=2, **config))
+    results = {kind: check_ensemble(backbone_ran[kind], head_folder / "1" / file, want, inputs) for kind, file in FILES}
+    refuse_beyond(config["name"], results, tolerance)
+    return {"compiled_with": f"Triton ensemble: dino_model, then {config['head']}", **results}
 
 
 def run(ctx: StageContext) -> dict:
@@ -151,28 +196,39 @@ def run(ctx: StageContext) -> dict:
     picks = spread_indices(len(manifest), min(cfg.check_images, cfg.batch_size * 4))[: cfg.batch_size]
     batch = np.stack([prep.resize(read_rgb(root / manifest[i]["path"])) for i in picks])
     images = prep.to_unit(batch, torch.device("cpu"))
-    FeatureExtractor, _ = wrappers()
-    extractor = FeatureExtractor(model, prep.mean, prep.std).eval()
+    extractor = feature_extractor_class()(model, prep.mean, prep.std).eval()
     dims = int(ctx.summary("extract")["embedding_dim"])
     size = prep.input_size
-    takes = {"image": (f"3, {size}, {size}", f"RGB float32 in [0, 1], resized to {size}x{size}; normalised inside"),
-             "embedding": (str(dims), f"the {dims}-d embedding that dino_model gives")}
-    results = {}
-    for folder, (module, inputs, kind, out_dims) in models_to_export(ctx, extractor, images, dims).items():
-        config = {"name": folder, "max_batch": 64, "input_dims": takes[kind][0], "dims": out_dims,
-                  "backbone": choice.display_name, "input": takes[kind][1]}
-        written = write_model(ctx.out_dir / REPOSITORY / folder / "1", module, inputs, config, cfg.tolerance)
-        output = written["torchscript"].pop("output")
-        written["export"].pop("output")
-        result = {**written["torchscript"], "takes": kind, "compiled_with": written["compiled_with"],
-                  "pt2": written["export"]}
-        if folder == "dino_model":
-            stored = ctx.load_npy("extract", "embeddings", mmap=True)[picks]
-            result["max_abs_diff_vs_pipeline"] = float(np.abs(stored - output).max())
-        results[folder] = result
+    image_takes = (f"3, {size}, {size}", f"RGB float32 in [0, 1], resized to {size}x{size}; normalised inside")
+    repository = ctx.out_dir / REPOSITORY
+    common = {"max_batch": 64, "backbone": choice.display_name}
+
+    def summary(written: dict, kind: str) -> dict:
+        return {**written["torchscript"], "takes": kind, "compiled_with": written["compiled_with"], "pt2": written["export"]}
+
+    config = {"name": "dino_model", "input_dims": image_takes[0], "dims": dims, "input": image_takes[1], **common}
+    written, backbone_ran = write_model(repository / "dino_model" / "1", extractor, images, config, cfg.tolerance)
+    stored = ctx.load_npy("extract", "embeddings", mmap=True)[picks]
+    results = {"dino_model": {**summary(written, "image"), "max_abs_diff_vs_pipeline":
+                              float(np.abs(stored - backbone_ran["torchscript"]["batch"].numpy()).max())}}
+    with torch.inference_mode():
+        embeddings = extractor(images)
+    for kind, head in heads_to_export(ctx).items():
+        config = {"name": f"{kind}_head", "input_dims": str(dims), "dims": 2,
+                  "input": f"the {dims}-d embedding that dino_model gives", **common}
+        written, _ = write_model(repository / f"{kind}_head" / "1", head, embeddings.clone(), config, cfg.tolerance)
+        results[f"{kind}_head"] = summary(written, "embedding")
+        with torch.inference_mode():
+            want = head(embeddings)
+        config = {"name": f"{kind}_map", "input_dims": image_takes[0], "input": image_takes[1], "head": f"{kind}_head",
+                  **common}
+        results[f"{kind}_map"] = summary(write_ensemble(repository / f"{kind}_map", backbone_ran,
+                                                        repository / f"{kind}_head", want, images, config,
+                                                        cfg.tolerance), "image")
     ctx.save_npy("check_images", np.asarray(picks, np.int64))
     return {"models": results, "input_size": size, "backbone": choice.display_name, "max_batch_pt2": MAX_BATCH,
-            "layout": f"{REPOSITORY}/<name>/1/model.pt and model.pt2, <name>/config.pbtxt", "tolerance": cfg.tolerance}
+            "layout": f"{REPOSITORY}/<name>/1/model.pt and model.pt2, <name>/config.pbtxt (ensembles: config.pbtxt and an "
+                      "empty 1/)", "tolerance": cfg.tolerance}
 
 
 STAGE = Stage(
