@@ -28,7 +28,7 @@ DEFAULT_PARTS = PARTS[:-1]
 @click.option("--ray-set", default="data/fashion-mnist-10k", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Where the ray part's 10,000 images are (written once).")
 @click.option("--reference", default="512ace4", show_default=True,
-              help="The commit the scale part runs side by side with this code ('' for none).")
+              help="The commit the scale and deck parts run side by side with this code ('' for none).")
 @click.option("--sizes", default="2000,10000,70000", show_default=True, help="N for the maps part.")
 @click.option("--reps", default=3, show_default=True, help="Repetitions (median quoted); 1 at 70k.")
 @click.option("--run", "run_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -80,7 +80,7 @@ def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, s
                                            "part, or name one with --run)")
             results[part] = report.run(measured) if part == "report" else place.run(measured)
         elif part == "deck":
-            results[part] = deck.run(fresh=fresh_clone)
+            results[part] = deck.run(fresh=fresh_clone, reference=reference)
         elif part == "ray":
             results[part] = ray_overhead.run(ray_set.resolve(), (out / "ray-run").resolve())
         elif part == "compare":

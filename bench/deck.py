@@ -43,6 +43,26 @@ def ran(stages: dict) -> list[str]:
     return [name for name, s in stages.items() if s["state"] == "ran"]
 
 
+def reference_code(commit: str, into: Path) -> Path:
+    """The reference commit's files (``git archive``), unpacked into ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def reference_cold(commit: str) -> dict:
+    """The reference commit's pipeline cold on the demo set, as ``pipeline_runs`` runs this code's."""
+    with tempfile.TemporaryDirectory(prefix="embdeck-reference-") as tmp:
+        code = reference_code(commit, Path(tmp) / "code")
+        out = Path(tmp) / "out"
+        run_command([sys.executable, "-m", "pipeline.cli", "demo"], REPO)  # written once, read by both codes
+        cold = run_command([sys.executable, "-m", "pipeline.cli", "deck", "--out", str(out), "--set",
+                            f"slides={Path(tmp) / 'slides'}", "--set", f"demo.folder={REPO / 'data' / 'demo'}"], code)
+        cold["stages"] = stages_of(out)
+    return {"commit": commit, **cold}
+
+
 def pipeline_runs(reps_warm: int = 3) -> dict:
     """The pipeline alone: cold into an empty output folder, warm, then one t-SNE parameter changed."""
     embdeck = [sys.executable, "-m", "pipeline.cli"]
@@ -82,8 +102,16 @@ def fresh_clone() -> dict:
     return result
 
 
-def run(fresh: bool = True) -> dict:
-    out = {"pipeline": pipeline_runs()}
+def run(fresh: bool = True, reference: str = "") -> dict:
+    """The pipeline runs; with ``reference``, that commit's cold pipeline just before this code's, so both meet
+    the same machine (its speed drifts: the first release took 66 s cold when the issue was filed, 104 s on
+    2026-11-28)."""
+    out = {}
+    if reference:
+        out["reference_cold"] = reference_cold(reference)
+    out["pipeline"] = pipeline_runs()
+    if reference:
+        out["cold_ratio_to_reference"] = round(out["pipeline"]["cold"]["seconds"] / out["reference_cold"]["seconds"], 3)
     if fresh:
         out["fresh_clone_make_deck"] = fresh_clone()
     return out

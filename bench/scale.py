@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .deck import REPO, run_command, stages_of
+from .deck import REPO, reference_code, run_command, stages_of
 
 INPUT_SIZE = 112
 REFERENCE = "512ace4"  # the code of the first release, before the neighbour graph: 591 s, 4.3 GiB at 70k
@@ -73,14 +73,6 @@ def quality(record: dict) -> dict:
         if high is not None and coords is not None:
             found[f"{stage}_trustworthiness"] = round(trustworthiness(np.asarray(high), np.load(coords), 10, 0), 4)
     return found
-
-
-def reference_code(commit: str, into: Path) -> Path:
-    """The reference commit's files (``git archive``), unpacked into ``into``."""
-    into.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def run(folder: Path, out: Path, reference: str = REFERENCE) -> dict:

@@ -73,9 +73,15 @@ def deck_lines(deck: dict) -> list[str]:
     fresh = deck.get("fresh_clone_make_deck")
     if fresh:
         rows.insert(0, ["fresh clone: make deck (install, pipeline, Slidev build, PDF)", fresh["seconds"], "all"])
+    stages, ref = p["cold"]["stages"], deck.get("reference_cold")
+    if ref:
+        rows.insert(1, [f"reference {ref['commit']}: pipeline + render, cold, just before", ref["seconds"], "all"])
     out += table(["run", "s", "stages that ran"], rows)
-    stages = p["cold"]["stages"]
-    out += table(["stage (cold)", "s", "peak RSS MiB"], [[n, s["seconds"], s["peak_rss_mb"]] for n, s in stages.items()])
+    theirs = ref["stages"] if ref else {}
+    names = list(dict.fromkeys([*stages, *theirs]))
+    out += table(["stage (cold)", "s", "peak RSS MiB", *([f"reference {ref['commit']} s"] if ref else [])],
+                 [[n, stages.get(n, {}).get("seconds", ""), stages.get(n, {}).get("peak_rss_mb", ""),
+                   *([theirs.get(n, {}).get("seconds", "")] if ref else [])] for n in names])
     return out
 
 

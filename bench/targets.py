@@ -3,6 +3,8 @@ measured in this run (a part was skipped, or no GPU was present)."""
 
 from __future__ import annotations
 
+COLD_RATIO_TARGET = 60 / 66  # the demo's cold pipeline: 60 s aimed for, the first release's 66 s then
+
 
 def _get(data: dict, *keys, default=None):
     for key in keys:
@@ -114,7 +116,12 @@ def evaluate(results: dict) -> list[dict]:
     deck = results.get("deck")
     if deck:
         p = deck["pipeline"]
-        add("demo pipeline cold (s)", p["cold"]["seconds"], "<= 60", p["cold"]["seconds"] <= 60)
+        ref = deck.get("reference_cold")
+        add("demo pipeline cold (s)", p["cold"]["seconds"], "<= 60", p["cold"]["seconds"] <= 60,
+            f"reference {ref['commit']}: {ref['seconds']} s in this run" if ref else "")
+        if ref:  # the issue's 60 s against the first release's 66 s then, as a ratio on today's machine
+            add(f"demo pipeline cold / reference {ref['commit']}'s, side by side", deck["cold_ratio_to_reference"],
+                f"<= {COLD_RATIO_TARGET:.3f} (60 / 66)", deck["cold_ratio_to_reference"] <= COLD_RATIO_TARGET)
         add("demo warm rerun (s), nothing recomputed", p["warm"]["median_s"], "< 3, no stage ran",
             p["warm"]["median_s"] < 3 and not p["warm"]["stages_ran"])
         changed = p["tsne_perplexity_changed"]["stages_ran"]
