@@ -146,7 +146,8 @@ def test_exported_model_runs_with_torch_alone(run_dirs, tmp_path):
     model = out / "model_repository" / "dino_model" / "1" / "model.pt"
     head = out / "model_repository" / "tsne_head" / "1" / "model.pt"
     assert (out / "model_repository" / "dino_model" / "config.pbtxt").is_file()
-    export_dir = next(out.glob("cache/export/*/"))
+    stage_dirs = {name: Path(stage["dir"]) for name, stage in record(out)["stages"].items() if stage.get("dir")}
+    export_dir = stage_dirs["export"]  # the run's own entries: other tests rerun the same folder with other settings
     picks = np.load(export_dir / "check_images.npy")
     manifest = json.loads(next(out.glob("cache/ingest/*/manifest.json")).read_text())
     root = Path(record(out)["input"]["folder"])
@@ -176,13 +177,13 @@ with torch.inference_mode():
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    want = np.load(next(out.glob("cache/extract/*/embeddings.npy")))[picks]
+    want = np.load(stage_dirs["extract"] / "embeddings.npy")[picks]
     for kind in ("pt", "pt2"):
         got = np.load(tmp_path / f"{kind}.npy")
         assert got.shape == want.shape and np.abs(got - want).max() < 1e-4, kind
         assert np.abs(np.load(tmp_path / f"{kind}-five.npy") - got[:5]).max() < 1e-4, kind
     # An image through the ensemble lands where the run's t-SNE MLP put it.
-    placed = np.load(next(out.glob("cache/parametric/*/tsne_mlp.npy")))[picks]
+    placed = np.load(stage_dirs["parametric"] / "tsne_mlp.npy")[picks]
     ensemble = np.load(tmp_path / "ensemble.npy")
     assert ensemble.shape == placed.shape and np.abs(ensemble - placed).max() < 1e-3 * np.abs(placed).max()
 
