@@ -113,10 +113,14 @@ def check(path: Path, want, inputs) -> tuple[dict, dict]:
 def check_ensemble(backbone_ran: dict, head_path: Path, want, inputs) -> dict:
     """An ensemble as Triton runs it: the loaded head on the loaded backbone's outputs (batch and alone),
     against the eager head on the eager backbone."""
+    import torch
+
     from ..model_files import load
 
-    head_ran = run_loaded(load(head_path), backbone_ran["batch"])
-    alone = run_loaded(load(head_path), backbone_ran["alone"])["batch"]
+    head = load(head_path)
+    head_ran = run_loaded(head, backbone_ran["batch"])
+    with torch.inference_mode():  # each image alone through both steps: the head on each alone embedding
+        alone = torch.cat([head(backbone_ran["alone"][i:i + 1]) for i in range(len(inputs))])
     ran = {"batch": head_ran["batch"], "alone": alone, "seconds": backbone_ran["seconds"] + head_ran["seconds"]}
     return verdict(want, ran, inputs, 0)
 
@@ -140,9 +144,9 @@ def heads_to_export(ctx: StageContext) -> dict:
     return heads
 
 
-def write_model(folder: Path, module, inputs, config: dict, tolerance: float) -> tuple[dict, dict]:
+def write_model(folder: Path, module, inputs, config: dict, tolerance: float) -> tuple[dict, dict, "torch.Tensor"]:
     """Both files of one model and its config.pbtxt, each checked against the eager module; returns the
-    verdicts and, per file kind, the loaded model's outputs (an ensemble's first step)."""
+    verdicts, per file kind the loaded model's outputs (an ensemble's first step), and the eager output."""
     import torch
 
     from ..model_files import export_program, script
@@ -158,7 +162,7 @@ def write_model(folder: Path, module, inputs, config: dict, tolerance: float) ->
     checked = {kind: check(folder / name, want, inputs) for kind, name in FILES}
     results = {kind: verdict for kind, (verdict, _) in checked.items()}
     refuse_beyond(config["name"], results, tolerance)
-    return {"compiled_with": how, **results}, {kind: ran for kind, (_, ran) in checked.items()}
+    return {"compiled_with": how, **results}, {kind: ran for kind, (_, ran) in checked.items()}, want
 
 
 def refuse_beyond(name: str, results: dict, tolerance: float) -> None:
@@ -207,19 +211,17 @@ def run(ctx: StageContext) -> dict:
         return {**written["torchscript"], "takes": kind, "compiled_with": written["compiled_with"], "pt2": written["export"]}
 
     config = {"name": "dino_model", "input_dims": image_takes[0], "dims": dims, "input": image_takes[1], **common}
-    written, backbone_ran = write_model(repository / "dino_model" / "1", extractor, images, config, cfg.tolerance)
+    written, backbone_ran, embeddings = write_model(repository / "dino_model" / "1", extractor, images, config,
+                                                    cfg.tolerance)
     stored = ctx.load_npy("extract", "embeddings", mmap=True)[picks]
     results = {"dino_model": {**summary(written, "image"), "max_abs_diff_vs_pipeline":
                               float(np.abs(stored - backbone_ran["torchscript"]["batch"].numpy()).max())}}
-    with torch.inference_mode():
-        embeddings = extractor(images)
     for kind, head in heads_to_export(ctx).items():
         config = {"name": f"{kind}_head", "input_dims": str(dims), "dims": 2,
                   "input": f"the {dims}-d embedding that dino_model gives", **common}
-        written, _ = write_model(repository / f"{kind}_head" / "1", head, embeddings.clone(), config, cfg.tolerance)
+        written, _, want = write_model(repository / f"{kind}_head" / "1", head, embeddings.clone(), config,
+                                       cfg.tolerance)
         results[f"{kind}_head"] = summary(written, "embedding")
-        with torch.inference_mode():
-            want = head(embeddings)
         config = {"name": f"{kind}_map", "input_dims": image_takes[0], "input": image_takes[1], "head": f"{kind}_head",
                   **common}
         results[f"{kind}_map"] = summary(write_ensemble(repository / f"{kind}_map", backbone_ran,
