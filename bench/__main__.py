@@ -44,9 +44,12 @@ DEFAULT_PARTS = PARTS[:-1]
                    "missing (0: none).")
 @click.option("--million-keep", is_flag=True, help="Reuse the finished stages of an earlier million run (their "
               "times are those measured then; state 'cached') instead of starting cold.")
+@click.option("--million-stages", default="", help="Only these analysis stages of the million part and the stages "
+              "they read (e.g. neighbours,retrieval,classes: the retrieval + k-NN figure); the whole-analysis target "
+              "is then not judged [default: every stage].")
 def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, sizes: str, reps: int,
          run_dir: Path | None, fresh_clone: bool, million_source: Path | None, million_n: int,
-         million_baseline: int, million_keep: bool) -> None:
+         million_baseline: int, million_keep: bool, million_stages: str) -> None:
     from . import common, compare, deck, extraction, maps, million, place, ray_overhead, report, scale, table, targets
 
     logging.basicConfig(level=logging.WARNING)
@@ -89,7 +92,8 @@ def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, s
             source = (million_source or scale_out).resolve()
             results[part] = million.run(source, out.resolve(), million_n,
                                         results.get("scale") if source == scale_out.resolve() else None,
-                                        million_baseline, million_keep)
+                                        million_baseline, million_keep,
+                                        tuple(s.strip() for s in million_stages.split(",") if s.strip()))
         results[part]["bench_seconds"] = round(time.perf_counter() - started, 1)
         json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     results["targets"] = targets.evaluate(results)

@@ -35,16 +35,36 @@ MEMORY_LIMIT_MB = 16 * 1024
 RETRIEVAL_PARTS = "neighbours (embedding space search) + retrieval + classes"
 
 
-def analysis_stages(source, points: int) -> list:
-    """The registry's stages in order, ingest and extract replaced by stand-ins, export and compare left out."""
+def analysis_stages(source, points: int, only: tuple = ()) -> list:
+    """The registry's stages in order, ingest and extract replaced by stand-ins, export and compare left out;
+    ``only``: just these stages and the stages they read."""
     from pipeline.registry import STAGES
 
     replaced = stand_ins(source, points, SEED, NOISE_FRACTION)
-    return [replaced.get(stage.name, stage) for stage in STAGES if stage.name not in LEFT_OUT]
+    stages = [replaced.get(stage.name, stage) for stage in STAGES if stage.name not in LEFT_OUT]
+    if not only:
+        return stages
+    wanted = with_upstream({stage.name: stage for stage in stages}, only)
+    return [stage for stage in stages if stage.name in wanted]
 
 
-def one_run(source, points: int, out: Path, keep: bool) -> dict:
-    """The synthetic set of ``points`` through every analysis stage, into ``out`` (cold unless ``keep``)."""
+def with_upstream(stages: dict, names) -> set:
+    """``names`` and every stage they read, directly or not (a stage's inputs are ``stage.output``)."""
+    unknown = set(names) - set(stages)
+    if unknown:
+        raise ValueError(f"no analysis stage {sorted(unknown)}; stages: {', '.join(stages)}")
+    wanted, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo += [read.split(".")[0] for read in stages[name].inputs if read.split(".")[0] in stages]
+    return wanted
+
+
+def one_run(source, points: int, out: Path, keep: bool, only: tuple = ()) -> dict:
+    """The synthetic set of ``points`` through every analysis stage (``only``: these and what they read), into
+    ``out`` (cold unless ``keep``)."""
     from pipeline.config import load_config
     from pipeline.record import build_record, write_record
     from pipeline.runner import Runner
@@ -52,7 +72,7 @@ def one_run(source, points: int, out: Path, keep: bool) -> dict:
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
     cfg = load_config(None, [*OVERRIDES, f"out={out}", f"images={source.ingest_summary['folder']}"])
-    runner = Runner(cfg, analysis_stages(source, points))
+    runner = Runner(cfg, analysis_stages(source, points, only))
     started = time.perf_counter()
     result = runner.run()
     wall = time.perf_counter() - started
@@ -61,7 +81,7 @@ def one_run(source, points: int, out: Path, keep: bool) -> dict:
               for name, s in result["stages"].items()}
     analysis = {name: s for name, s in stages.items() if name not in STAND_INS}
     peaks = [s["peak_rss_mb"] for s in analysis.values() if s.get("peak_rss_mb")]
-    return {"points": points, "wall_s": round(wall, 1), "stages": stages,
+    return {"points": points, "wall_s": round(wall, 1), "stages": stages, "only": sorted(stages) if only else None,
             "stand_in_seconds": round(sum(stages[n]["seconds"] or 0 for n in STAND_INS if n in stages), 1),
             "analysis_seconds": round(sum(s["seconds"] or 0 for s in analysis.values()), 1),
             "peak_rss_mb": max(peaks) if peaks else None,
@@ -110,8 +130,10 @@ def growth(small: dict, large: dict, n_small: int, n_large: int) -> dict:
     return found
 
 
-def run(source_run: Path, out: Path, points: int, scale: dict | None, baseline: int, keep: bool) -> dict:
-    """The synthetic run at ``points``; growth from the scale part's stage times, else from a run at ``baseline``."""
+def run(source_run: Path, out: Path, points: int, scale: dict | None, baseline: int, keep: bool,
+        only: tuple = ()) -> dict:
+    """The synthetic run at ``points``; growth from the scale part's stage times, else from a run at ``baseline``
+    (``only``: just these stages and what they read, in both runs)."""
     logging.getLogger("embdeck").setLevel(logging.INFO)  # the runner's per-stage progress
     source = read_source(source_run)
     result = {"label": LABEL, "source": {"run": str(source_run), "images": source.images,
@@ -120,12 +142,12 @@ def run(source_run: Path, out: Path, points: int, scale: dict | None, baseline: 
     if scale and scale.get("stages"):
         small, n_small, origin = scale["stages"], int(scale["images"]), "the scale part's run of the real images"
     elif baseline:
-        ran = one_run(source, baseline, out / f"million-run-{baseline}", keep)
+        ran = one_run(source, baseline, out / f"million-run-{baseline}", keep, only)
         small, n_small, origin = ran["stages"], baseline, "this harness at the baseline size"
         result["baseline"] = ran
     else:
         small, n_small, origin = {}, 0, "none"
-    result.update(one_run(source, points, out / "million-run", keep))
+    result.update(one_run(source, points, out / "million-run", keep, only))
     result["growth"] = {"from_points": n_small, "from": origin,
                         "exponents": growth(small, result["stages"], n_small, points) if 0 < n_small != points else {},
                         "baseline_seconds": {name: s.get("seconds") for name, s in small.items()}}

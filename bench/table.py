@@ -154,7 +154,9 @@ def place_lines(place: dict) -> list[str]:
 def million_lines(million: dict) -> list[str]:
     synthetic = million.get("synthetic") or {}
     noise = synthetic.get("noise", {}).get("embeddings", {})
-    out = [f"### {million['points']:,} synthetic points through every analysis stage: {million['label']}", "",
+    through = (f"these analysis stages and what they read: {', '.join(million['only'])}" if million.get("only")
+               else "every analysis stage")
+    out = [f"### {million['points']:,} synthetic points through {through}: {million['label']}", "",
            f"Made from {million['source']['images']:,} real images ({million['source']['run']}): each point copies a "
            f"seeded-random real image (label, file, pixels, thumbnail) and adds seeded Gaussian noise to its embedding "
            f"(sigma {noise.get('sigma_per_dim')} per dimension, {synthetic.get('noise_fraction_of_median_nn_distance')} "

@@ -18,7 +18,7 @@ from .neighbours import exact_graph, exact_search, finish, query_blocks, recall_
 
 TUNING_QUERIES = 1000
 FLAT_DIMS = 64  # up to this many dimensions an IVF cell stores the vectors themselves
-DIMS_PER_CODE = 8  # above it, one 4-bit product-quantizer code per 8 dimensions ...
+DIMS_PER_CODE = 4  # above it, one 4-bit product-quantizer code per 4 dimensions ...
 RERANK = 16  # ... and each query's best 16 x k candidates (at least; see tune_rerank) re-ranked by exact distance
 MAX_RERANK = 256
 HNSW_LINKS, HNSW_BUILD_DEPTH = 32, 40  # FAISS's defaults for M and efConstruction
@@ -56,17 +56,23 @@ def metric_type(metric: str):
 def ivf_spec(n: int, d: int, compress: bool = True) -> tuple[str, int]:
     """(FAISS factory string, cells) of the IVF index for ``n`` points of ``d`` dimensions.
 
-    About 4 sqrt(N) cells. Above ``FLAT_DIMS`` dimensions the cells hold 4-bit product-quantizer codes (one
-    sub-quantizer per ``DIMS_PER_CODE`` dimensions, scanned with FAISS's fast-scan SIMD kernels) and the
-    ``RERANK`` x k best of them (or more, ``tune_rerank``) are re-ranked by exact distances (``RFlat``), so the values in the graph are
-    exact; measured on the 70,000 Fashion-MNIST embeddings (1280-d, k = 20): 12 s to build, 10 s to search
-    everything at recall 0.996, against 11 s and 52 s for an uncompressed IVF at recall 0.998. ``compress``
-    False keeps the vectors: raw pixels (strongly correlated neighbouring dimensions) ranked by 4-bit codes
-    needed 256 x k candidates for recall 0.99 (74 s on the 70,000 images, against 20 s uncompressed).
+    Up to ``FLAT_DIMS`` dimensions (or with ``compress`` False) the cells hold the vectors, about 4 sqrt(N)
+    cells: scanning a cell's vectors is the cost, so more, smaller cells pay. Above, the cells hold 4-bit
+    product-quantizer codes (one sub-quantizer per ``DIMS_PER_CODE`` dimensions, scanned with FAISS's fast-scan
+    SIMD kernels) and the ``RERANK`` x k best of them (or more, ``tune_rerank``) are re-ranked by exact
+    distances (``RFlat``), so the values in the graph are exact. There the scan is cheap and the cells'
+    centroids are the cost (training, and assigning every point and every query), so about 2 sqrt(N) cells.
+    Measured on a million 1280-d stand-ins (k = 20, 20,000 queries): codes per 4 dimensions reach recall 0.994
+    re-ranking 16 x k candidates where codes per 8 needed 64 x k (6.3 s against 15.8 s); 2,000 cells trained
+    in 36 s and took the points in 39 s, against 147 s and 69 s for 4,000, at the same search time and recall.
+    ``compress`` False keeps the vectors: raw pixels (strongly correlated neighbouring dimensions) ranked by
+    4-bit codes needed 256 x k candidates for recall 0.99 (74 s on the 70,000 images, against 20 s
+    uncompressed).
     """
-    cells = int(min(max(16, 4 * np.sqrt(n)), n // 39 or 1))
     if not compress or d <= FLAT_DIMS or d % DIMS_PER_CODE:
+        cells = int(min(max(16, 4 * np.sqrt(n)), n // 39 or 1))
         return f"IVF{cells},Flat", cells
+    cells = int(min(max(16, 2 * np.sqrt(n)), n // 39 or 1))
     return f"IVF{cells},PQ{d // DIMS_PER_CODE}x4fs,RFlat", cells
 
 
@@ -130,9 +136,13 @@ class Sample:
     truth: np.ndarray
 
     @classmethod
-    def searched(cls, x, count, k, metric, unit, block, seed) -> "Sample":
-        rows = seeded_rows(len(x), count, seed)
-        return cls(rows, exact_search(x, rows, k, metric, unit, block)[1])
+    def searched_together(cls, x, counts_and_seeds, k, metric, unit, block) -> list["Sample"]:
+        """Seeded samples, one per (count, seed), whose exact neighbours come from one pass over the data (each
+        pass reads all of it: at a million 1280-d points, 5 GB)."""
+        picks = [seeded_rows(len(x), count, seed) for count, seed in counts_and_seeds]
+        rows = np.unique(np.concatenate(picks))
+        truth = exact_search(x, rows, k, metric, unit, block)[1]
+        return [cls(pick, truth[np.searchsorted(rows, pick)]) for pick in picks]
 
     def recall(self, index, x, k, metric, unit) -> float:
         return recall_with_ties(approximate_search(index, x, self.rows, k, metric, unit)[1], self.truth, metric)
@@ -155,17 +165,25 @@ def tune_rerank(index, cells: int, x, sample: Sample, k, metric, unit, target: f
         factor *= 2
 
 
+def deeper(depth: int) -> int:
+    """The next search depth: 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and the midpoints between), so
+    the depth found is at most a third more than needed, where doubling could overshoot by half the time."""
+    if depth >= 2 and depth & (depth - 1) == 0:
+        return depth + depth // 2
+    return depth // 3 * 4 if depth % 3 == 0 and depth >= 3 else depth * 2
+
+
 def tune_depth(index, knob: str, ceiling: int, x, sample: Sample, k, metric, unit, target: float,
                depth: int = 0) -> tuple[int, float]:
-    """The smallest power-of-two search depth (from ``depth``) whose recall@k on the tuning sample reaches
-    ``target``."""
+    """The smallest search depth on the ``deeper`` ladder (from ``depth``) whose recall@k on the tuning sample
+    reaches ``target``."""
     depth = depth or (1 if knob == "nprobe" else max(16, k))
     while True:
         set_depth(index, knob, depth)
         recall = sample.recall(index, x, k, metric, unit)
         if recall >= target or depth >= ceiling:
             return depth, recall
-        depth = min(ceiling, depth * 2)
+        depth = min(ceiling, deeper(depth))
 
 
 def build_graph(x: np.ndarray, k: int, metric: str, unit: bool, method: str, exact_up_to: int, min_recall: float,
@@ -184,18 +202,18 @@ def build_graph(x: np.ndarray, k: int, metric: str, unit: bool, method: str, exa
                                              else hnsw_index(x, metric, unit, block))
     except RuntimeError as exc:  # FAISS refuses to train (too few points for the cells, say)
         raise StageError(f"the {chosen} index could not be built on {len(x)} images: {exc}") from None
-    check = Sample.searched(x, recall_queries, k, metric, unit, block, seed + 2)  # by value: ties all count
-    tuning = Sample.searched(x, TUNING_QUERIES, k, metric, unit, block, seed + 1)
+    check, tuning = Sample.searched_together(x, ((recall_queries, seed + 2), (TUNING_QUERIES, seed + 1)), k, metric,
+                                             unit, block)  # recall by value: ties all count
     target = min(1.0, min_recall + MARGIN)
     rerank = tune_rerank(index, ceiling, x, tuning, k, metric, unit, target)
     depth, passes = 0, 0
-    while True:  # a depth the check sample also finds short of the target is doubled and the graph searched again
+    while True:  # a depth the check sample finds short of the target is deepened and the graph searched again
         depth, tuned_recall = tune_depth(index, knob, ceiling, x, tuning, k, metric, unit, target, depth)
         idx, values = search_all(index, x, k, metric, unit, block, progress if passes == 0 else None)
         recall, passes = recall_with_ties(values[check.rows], check.truth, metric), passes + 1
         if recall >= min_recall or depth >= ceiling:
             break
-        depth = min(ceiling, depth * 2)
+        depth = min(ceiling, deeper(depth))
     facts = {"method": chosen, "index": description, knob: depth, "passes": passes}
     if knob == "nprobe":
         facts["cells"] = ceiling

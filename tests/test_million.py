@@ -86,3 +86,22 @@ def test_growth_exponents_and_the_million_targets():
                            "config": [], "left_out": {}, "stages": {n: {**s, "peak_rss_mb": 1.0} for n, s in large.items()},
                            "stand_in_seconds": 9.0, "wall_s": 1.0, "neighbours": {}})
     assert any("| umap | ran | 1,000.0 |" in line for line in lines)
+
+
+def test_a_partial_million_run_takes_what_its_stages_read_and_judges_no_whole_analysis():
+    from bench.million import with_upstream
+    from bench.targets import million_targets
+    from pipeline.registry import STAGES
+
+    stages = {stage.name: stage for stage in STAGES}
+    wanted = with_upstream(stages, ("neighbours", "retrieval", "classes"))
+    assert {"ingest", "extract", "pca", "neighbours", "retrieval", "classes"} <= wanted
+    assert not wanted & {"tsne", "umap", "parametric", "gallery", "export"}  # nothing they do not read
+    million = {"points": 1_000_000, "growth": {"exponents": {}, "from_points": 0, "from": "none"},
+               "retrieval_knn": {"seconds": 250.0, "counted": "x", "parts": {}, "not_counted": {}},
+               "analysis_seconds": 500.0, "failed": {}, "peak_rss_mb": 9000.0, "within_16_gib": True,
+               "only": sorted(wanted)}
+    rows = {row["target"]: row for row in million_targets(million)}
+    whole = rows["a million points: the whole analysis (s)"]
+    assert whole["status"] == "not measured" and "only these stages ran" in whole["note"]
+    assert rows["a million points: retrieval + k-NN accuracy (s)"]["status"] == "met"

@@ -132,7 +132,7 @@ def test_compressed_ivf_reranks_to_exact_values_and_repeats(fashion):
     x = pca_fit.reduce(images[picks].reshape(len(picks), -1).astype(np.float32) / 255.0, 128)
     graph = ann.build_graph(x, 10, "ip", True, "ivf", exact_up_to=0, min_recall=0.99, recall_queries=300, block=2048,
                             seed=0)
-    assert "PQ16x4fs" in graph.facts["index"] and graph.facts["rerank_factor"] >= ann.RERANK
+    assert "PQ32x4fs" in graph.facts["index"] and graph.facts["rerank_factor"] >= ann.RERANK
     truth, _ = neighbours.exact_graph(x, 10, "ip", True, block=2048)
     assert graph.facts["recall"] >= 0.99 and neighbours.recall_at_k(graph.idx, truth) >= 0.985
     unit = neighbours.normalise(x)
@@ -154,3 +154,12 @@ def test_grey_pixels_are_searched_in_one_channel_with_the_same_cosines(fashion):
     coloured = grey.copy()
     coloured[299, 0, 0, 2] ^= 1  # one pixel of the last image in one channel
     assert not neighbours.all_grey(coloured, block=64) and neighbours.PixelRows(coloured).shape == (300, 2352)
+
+
+def test_the_search_depth_ladder_steps_by_a_half_or_a_third():
+    """The tuned depth is at most a third above the smallest that reaches the target, not up to double."""
+    depths = [1]
+    while depths[-1] < 128:
+        depths.append(ann.deeper(depths[-1]))
+    assert depths == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]
+    assert all(b / a <= 2 for a, b in zip(depths, depths[1:])) and ann.deeper(20) == 40
