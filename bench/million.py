@@ -35,31 +35,12 @@ MEMORY_LIMIT_MB = 16 * 1024
 RETRIEVAL_PARTS = "neighbours (embedding space search) + retrieval + classes"
 
 
-def analysis_stages(source, points: int, only: tuple = ()) -> list:
-    """The registry's stages in order, ingest and extract replaced by stand-ins, export and compare left out;
-    ``only``: just these stages and the stages they read."""
+def analysis_stages(source, points: int) -> list:
+    """The registry's stages in order, ingest and extract replaced by stand-ins, export and compare left out."""
     from pipeline.registry import STAGES
 
     replaced = stand_ins(source, points, SEED, NOISE_FRACTION)
-    stages = [replaced.get(stage.name, stage) for stage in STAGES if stage.name not in LEFT_OUT]
-    if not only:
-        return stages
-    wanted = with_upstream({stage.name: stage for stage in stages}, only)
-    return [stage for stage in stages if stage.name in wanted]
-
-
-def with_upstream(stages: dict, names) -> set:
-    """``names`` and every stage they read, directly or not (a stage's inputs are ``stage.output``)."""
-    unknown = set(names) - set(stages)
-    if unknown:
-        raise ValueError(f"no analysis stage {sorted(unknown)}; stages: {', '.join(stages)}")
-    wanted, todo = set(), list(names)
-    while todo:
-        name = todo.pop()
-        if name not in wanted:
-            wanted.add(name)
-            todo += [read.split(".")[0] for read in stages[name].inputs if read.split(".")[0] in stages]
-    return wanted
+    return [replaced.get(stage.name, stage) for stage in STAGES if stage.name not in LEFT_OUT]
 
 
 def one_run(source, points: int, out: Path, keep: bool, only: tuple = ()) -> dict:
@@ -72,7 +53,9 @@ def one_run(source, points: int, out: Path, keep: bool, only: tuple = ()) -> dic
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
     cfg = load_config(None, [*OVERRIDES, f"out={out}", f"images={source.ingest_summary['folder']}"])
-    runner = Runner(cfg, analysis_stages(source, points, only))
+    runner = Runner(cfg, analysis_stages(source, points))
+    if only:
+        runner = runner.needing(only)
     started = time.perf_counter()
     result = runner.run()
     wall = time.perf_counter() - started

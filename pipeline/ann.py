@@ -18,6 +18,7 @@ from .neighbours import exact_graph, exact_search, finish, query_blocks, recall_
 
 TUNING_QUERIES = 1000
 FLAT_DIMS = 64  # up to this many dimensions an IVF cell stores the vectors themselves
+CELLS_PER_ROOT = {"vectors": 4, "codes": 2}  # IVF cells per sqrt(N), by what the cells hold (see ivf_spec)
 DIMS_PER_CODE = 4  # above it, one 4-bit product-quantizer code per 4 dimensions ...
 RERANK = 16  # ... and each query's best 16 x k candidates (at least; see tune_rerank) re-ranked by exact distance
 MAX_RERANK = 256
@@ -69,11 +70,9 @@ def ivf_spec(n: int, d: int, compress: bool = True) -> tuple[str, int]:
     4-bit codes needed 256 x k candidates for recall 0.99 (74 s on the 70,000 images, against 20 s
     uncompressed).
     """
-    if not compress or d <= FLAT_DIMS or d % DIMS_PER_CODE:
-        cells = int(min(max(16, 4 * np.sqrt(n)), n // 39 or 1))
-        return f"IVF{cells},Flat", cells
-    cells = int(min(max(16, 2 * np.sqrt(n)), n // 39 or 1))
-    return f"IVF{cells},PQ{d // DIMS_PER_CODE}x4fs,RFlat", cells
+    holds = "vectors" if not compress or d <= FLAT_DIMS or d % DIMS_PER_CODE else "codes"
+    cells = int(min(max(16, CELLS_PER_ROOT[holds] * np.sqrt(n)), n // 39 or 1))
+    return (f"IVF{cells},Flat" if holds == "vectors" else f"IVF{cells},PQ{d // DIMS_PER_CODE}x4fs,RFlat"), cells
 
 
 def ivf_index(x: np.ndarray, metric: str, unit: bool, block: int, seed: int, compress: bool = True):
@@ -167,7 +166,7 @@ def tune_rerank(index, cells: int, x, sample: Sample, k, metric, unit, target: f
 
 def deeper(depth: int) -> int:
     """The next search depth: 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and the midpoints between), so
-    the depth found is at most a third more than needed, where doubling could overshoot by half the time."""
+    the depth found is at most 1.5 times the smallest that would do, where doubling could give twice it."""
     if depth >= 2 and depth & (depth - 1) == 0:
         return depth + depth // 2
     return depth // 3 * 4 if depth % 3 == 0 and depth >= 3 else depth * 2

@@ -243,10 +243,17 @@ class Runner:
     # -- variants -------------------------------------------------------------------------------------------
     def variant_runner(self, stage: Stage, cfg: "Config") -> "Runner":
         """A runner over the stages a variant's inputs need, under the variant's config and this cache."""
-        needed: set[str] = set()
-        for dep in stage.variants.deps:
-            needed.update(self.ancestors(dep))
-        return Runner(cfg, [self.stages[n] for n in self.order if n in needed], self.code_root, record_lock=False)
+        return self.needing(stage.variants.deps, cfg, record_lock=False)
+
+    def needing(self, names, cfg: "Config | None" = None, record_lock: bool = True) -> "Runner":
+        """A runner over ``names`` and every stage they read, directly or not, in this one's order (under
+        ``cfg``, by default this runner's, and this cache)."""
+        unknown = sorted(set(names) - set(self.stages))
+        if unknown:
+            raise StageError(f"unknown stages {unknown}; stages: {', '.join(self.order)}")
+        needed = set().union(*(self.ancestors(name) for name in names))
+        return Runner(cfg or self.cfg, [self.stages[n] for n in self.order if n in needed], self.code_root,
+                      record_lock)
 
     def run_variants(self, stage: Stage) -> VariantRun:
         """Run (or find cached) the variant inputs' stages for every variant config of ``stage``."""

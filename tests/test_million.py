@@ -88,13 +88,14 @@ def test_growth_exponents_and_the_million_targets():
     assert any("| umap | ran | 1,000.0 |" in line for line in lines)
 
 
-def test_a_partial_million_run_takes_what_its_stages_read_and_judges_no_whole_analysis():
-    from bench.million import with_upstream
+def test_a_partial_million_run_takes_what_its_stages_read_and_judges_no_whole_analysis(tmp_path):
     from bench.targets import million_targets
+    from pipeline.config import load_config
     from pipeline.registry import STAGES
+    from pipeline.runner import Runner
 
-    stages = {stage.name: stage for stage in STAGES}
-    wanted = with_upstream(stages, ("neighbours", "retrieval", "classes"))
+    wanted = set(Runner(load_config(None, [f"out={tmp_path}"]), STAGES).needing(("neighbours", "retrieval", "classes"))
+                 .order)
     assert {"ingest", "extract", "pca", "neighbours", "retrieval", "classes"} <= wanted
     assert not wanted & {"tsne", "umap", "parametric", "gallery", "export"}  # nothing they do not read
     million = {"points": 1_000_000, "growth": {"exponents": {}, "from_points": 0, "from": "none"},

@@ -157,7 +157,7 @@ def test_grey_pixels_are_searched_in_one_channel_with_the_same_cosines(fashion):
 
 
 def test_the_search_depth_ladder_steps_by_a_half_or_a_third():
-    """The tuned depth is at most a third above the smallest that reaches the target, not up to double."""
+    """The tuned depth is at most 1.5 times the smallest that reaches the target, not up to double."""
     depths = [1]
     while depths[-1] < 128:
         depths.append(ann.deeper(depths[-1]))
