@@ -43,7 +43,8 @@ DEFAULT_PARTS = PARTS[:-1]
               help="Points of the harness run the growth is measured from, when the scale part's stage times are "
                    "missing (0: none).")
 @click.option("--million-keep", is_flag=True, help="Reuse the finished stages of an earlier million run (their "
-              "times are those measured then; state 'cached') instead of starting cold.")
+              "times are those measured then; state 'cached') instead of starting cold. A growth exponent that rests on "
+              "a cached time, at either size, is shown but not judged: delete that entry to measure it side by side.")
 @click.option("--million-stages", default="", help="Only these analysis stages of the million part and the stages "
               "they read (e.g. neighbours,retrieval,classes: the retrieval + k-NN figure); the whole-analysis target "
               "is then not judged [default: every stage].")

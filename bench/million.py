@@ -113,6 +113,19 @@ def growth(small: dict, large: dict, n_small: int, n_large: int) -> dict:
     return found
 
 
+def cached_sides(small: dict, large: dict, exponents: dict) -> dict:
+    """Per exponent that rests on a time this run did not measure (a cached stage keeps the seconds of the run
+    that computed it, on whatever the machine was doing then): which side was cached. Such an exponent is shown,
+    never judged: growth is two times taken side by side."""
+    found = {}
+    for name in exponents:
+        sides = [side for side, stages in (("baseline", small), ("large", large))
+                 if stages.get(name, {}).get("state") == "cached"]
+        if sides:
+            found[name] = " and ".join(sides)
+    return found
+
+
 def run(source_run: Path, out: Path, points: int, scale: dict | None, baseline: int, keep: bool,
         only: tuple = ()) -> dict:
     """The synthetic run at ``points``; growth from the scale part's stage times, else from a run at ``baseline``
@@ -131,7 +144,9 @@ def run(source_run: Path, out: Path, points: int, scale: dict | None, baseline: 
     else:
         small, n_small, origin = {}, 0, "none"
     result.update(one_run(source, points, out / "million-run", keep, only))
-    result["growth"] = {"from_points": n_small, "from": origin,
-                        "exponents": growth(small, result["stages"], n_small, points) if 0 < n_small != points else {},
-                        "baseline_seconds": {name: s.get("seconds") for name, s in small.items()}}
+    exponents = growth(small, result["stages"], n_small, points) if 0 < n_small != points else {}
+    result["growth"] = {"from_points": n_small, "from": origin, "exponents": exponents,
+                        "cached": cached_sides(small, result["stages"], exponents),
+                        "baseline_seconds": {name: s.get("seconds") for name, s in small.items()},
+                        "baseline_states": {name: s.get("state") for name, s in small.items()}}
     return result

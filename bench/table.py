@@ -164,8 +164,11 @@ def million_lines(million: dict) -> list[str]:
            f"source {synthetic.get('mean_cosine_copy_to_source')}). Config: {', '.join(million['config'])}. Left out: "
            + "; ".join(f"{name} ({why})" for name, why in million["left_out"].items()) + ".", ""]
     growth = million["growth"]
-    base = growth["baseline_seconds"]
-    rows = [[name, s["state"], s["seconds"], s["peak_rss_mb"], base.get(name, ""), growth["exponents"].get(name, ""),
+    base, base_states, cached = growth["baseline_seconds"], growth.get("baseline_states", {}), growth.get("cached", {})
+    rows = [[name, s["state"], s["seconds"], s["peak_rss_mb"],
+             f"{base[name]} (cached)" if base_states.get(name) == "cached" else base.get(name, ""),
+             f"{growth['exponents'][name]} (not judged: cached {cached[name]})" if name in cached
+             else growth["exponents"].get(name, ""),
              s.get("reason") or ("stand-in" if name in ("ingest", "extract") else "")]
             for name, s in million["stages"].items()]
     out += table(["stage", "state", "s", "peak RSS MiB", f"s at {growth['from_points']:,}" if growth["from_points"]

@@ -88,6 +88,37 @@ def test_growth_exponents_and_the_million_targets():
     assert any("| umap | ran | 1,000.0 |" in line for line in lines)
 
 
+
+def test_growth_from_a_cached_time_is_shown_but_never_judged():
+    """A cached stage keeps the seconds of the run that computed it: an exponent resting on one is not side by
+    side, so it is listed apart and the target is judged from the others (or not at all)."""
+    from bench.million import cached_sides, growth
+    from bench.table import million_lines
+    from bench.targets import million_targets
+
+    small = {"pca": {"state": "ran", "seconds": 10.0}, "tsne": {"state": "cached", "seconds": 10.0}}
+    large = {"pca": {"state": "ran", "seconds": 100.0}, "tsne": {"state": "ran", "seconds": 1000.0}}
+    exponents = growth(small, large, 100_000, 1_000_000)
+    cached = cached_sides(small, large, exponents)
+    assert cached == {"tsne": "baseline"}
+    assert cached_sides(small, {**large, "pca": {"state": "cached", "seconds": 1.0}}, exponents) == {
+        "pca": "large", "tsne": "baseline"}
+    million = {"points": 1_000_000, "growth": {"exponents": exponents, "cached": cached, "from_points": 100_000,
+                                               "from": "a run", "baseline_seconds": {"pca": 10.0, "tsne": 10.0},
+                                               "baseline_states": {"pca": "ran", "tsne": "cached"}},
+               "retrieval_knn": {"seconds": 250.0, "counted": "x", "parts": {}, "not_counted": {}},
+               "analysis_seconds": 4000.0, "failed": {}, "peak_rss_mb": 9000.0, "within_16_gib": True}
+    row = million_targets(million)[0]
+    assert row["status"] == "met" and row["measured"] == "1.0 (pca)"  # tsne's 2.0 would fail it, were it judged
+    assert "not judged" in row["note"] and "tsne 2.0 (baseline)" in row["note"]
+    all_cached = {**million["growth"], "cached": {"pca": "baseline", "tsne": "baseline"}}
+    assert million_targets({**million, "growth": all_cached})[0]["status"] == "not measured"
+    lines = million_lines({**million, "label": "a scaling test", "source": {"images": 70_000, "run": "r"},
+                           "config": [], "left_out": {}, "stages": {n: {**s, "peak_rss_mb": 1.0} for n, s in large.items()},
+                           "stand_in_seconds": 9.0, "wall_s": 1.0, "neighbours": {}})
+    assert any("| tsne | ran | 1,000.0 |" in line and "(cached)" in line and "not judged" in line for line in lines)
+    assert any("| pca | ran |" in line and "cached" not in line for line in lines)
+
 def test_a_partial_million_run_takes_what_its_stages_read_and_judges_no_whole_analysis(tmp_path):
     from bench.targets import million_targets
     from pipeline.config import load_config
