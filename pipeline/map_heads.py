@@ -56,6 +56,9 @@ def umap_graph(knn_indices: np.ndarray, knn_dists: np.ndarray, n_neighbors: int,
     first (distance 0); a missing neighbour is index -1 at distance inf (umap-learn skips it)."""
     from umap.umap_ import fuzzy_simplicial_set
 
+    from .numba_cache import cache_umap_kernels
+
+    cache_umap_kernels()
     placeholder = np.empty((len(knn_indices), 1), np.float32)  # the data itself is not needed given the k-NN
     graph, _, _ = fuzzy_simplicial_set(placeholder, n_neighbors, np.random.RandomState(seed), "euclidean",
                                        knn_indices=knn_indices, knn_dists=knn_dists)

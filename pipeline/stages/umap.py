@@ -54,6 +54,7 @@ def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
     """
     import umap
 
+    from ..numba_cache import cache_umap_kernels
     from ..pca_fit import reduce
 
     if knn is None:
@@ -65,6 +66,7 @@ def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
         from ..gpu_maps import umap_map
 
         return umap_map(reduce(points, LAYOUT_DIMS, unit=True), (found, distances), n_neighbors, min_dist, seed)
+    cache_umap_kernels()
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1,
                         precomputed_knn=(found, distances, None),
                         init=init if len(points) > n_neighbors + 2 else "random")
