@@ -14,17 +14,12 @@ from __future__ import annotations
 KERNELS = ("smooth_knn_dist", "compute_membership_strengths")
 
 
-def cache_umap_kernels() -> list[str]:
-    """Turn on numba's on-disk cache for the kernels above (idempotent); returns the ones it applies to. A
-    umap-learn whose kernels are no longer numba dispatchers, or already cached, is left as it is."""
+def cache_umap_kernels() -> None:
+    """Turn on numba's on-disk cache for the kernels above (calling it again only renews the same cache); a
+    umap-learn whose kernels are no longer numba dispatchers is left as it is."""
     from umap import umap_
 
-    enabled = []
     for name in KERNELS:
         kernel = getattr(umap_, name, None)
-        if kernel is None or not hasattr(kernel, "enable_caching"):
-            continue
-        if type(getattr(kernel, "_cache", None)).__name__ != "FunctionCache":
+        if hasattr(kernel, "enable_caching"):
             kernel.enable_caching()
-        enabled.append(name)
-    return enabled
