@@ -6,10 +6,12 @@
 const HOVER_TIMEOUT = 15000;
 
 // In the page: up to `count` points drawn at least `apart` CSS px from every other point and 24 px inside the
-// canvas, spread over the set (a golden-ratio walk), with their positions and the colour under them.
+// canvas, spread over the set (a golden-ratio walk), with their positions and the colour under them. The walk
+// runs 4 x n steps, which reaches nearly every point: a small canvas (the deck's) may hold only a handful of
+// isolated points, and a walk cut short at a fixed count (600 once) missed them on some maps.
 function isolated({ selector, count, apart }) {
   const view = document.querySelector(selector).embdeckView, s = view.screen, n = view.data.count, picks = [];
-  for (let c = 0; c < 600 && picks.length < count; c++) {
+  for (let c = 0; c < 4 * n && picks.length < count; c++) {
     const i = Math.floor(((c * 0.6180339887) % 1) * n), x = s[2 * i], y = s[2 * i + 1];
     if (x < 24 || y < 24 || x > view.width - 24 || y > view.height - 24 || picks.includes(i)) continue;
     let alone = true;
