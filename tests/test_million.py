@@ -88,7 +88,6 @@ def test_growth_exponents_and_the_million_targets():
     assert any("| umap | ran | 1,000.0 |" in line for line in lines)
 
 
-
 def test_growth_from_a_cached_time_is_shown_but_never_judged():
     """A cached stage keeps the seconds of the run that computed it: an exponent resting on one is not side by
     side, so it is listed apart and the target is judged from the others (or not at all)."""
@@ -118,6 +117,7 @@ def test_growth_from_a_cached_time_is_shown_but_never_judged():
                            "stand_in_seconds": 9.0, "wall_s": 1.0, "neighbours": {}})
     assert any("| tsne | ran | 1,000.0 |" in line and "(cached)" in line and "not judged" in line for line in lines)
     assert any("| pca | ran |" in line and "cached" not in line for line in lines)
+
 
 def test_a_partial_million_run_takes_what_its_stages_read_and_judges_no_whole_analysis(tmp_path):
     from bench.targets import million_targets
