@@ -20,7 +20,9 @@ CHROMIUM ?= /usr/bin/chromium
 .PHONY: deck compare test install install-system slides run status bench clean distclean check-render
 
 ## Install --------------------------------------------------------------------------------------------------
-install: install-system $(VENV)/.installed node_modules/.installed
+# pip and npm side by side: pip keeps about one core busy unpacking wheels, so npm's ~24 s hides beside it.
+install: install-system
+	@$(MAKE) --no-print-directory -j2 $(VENV)/.installed node_modules/.installed
 
 # Debian packages (the demo data); a no-op when they are already there.
 install-system:
