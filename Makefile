@@ -20,7 +20,7 @@ CHROMIUM ?= /usr/bin/chromium
 .PHONY: deck compare test install install-system slides run status bench clean distclean check-render
 
 ## Install --------------------------------------------------------------------------------------------------
-# pip and npm side by side: pip keeps about one core busy unpacking wheels, so npm's ~24 s hides beside it.
+# pip and npm side by side: pip keeps about one core busy unpacking wheels, so npm ci runs beside it, not after.
 install: install-system
 	@$(MAKE) --no-print-directory -j2 $(VENV)/.installed node_modules/.installed
 
