@@ -85,6 +85,8 @@ def pipeline_runs(reps_warm: int = 3) -> dict:
 
 def fresh_clone() -> dict:
     """``git clone`` then ``make deck``: install (venv, npm packages), pipeline, Slidev build and PDF."""
+    uv_cache = Path(os.environ.get("UV_CACHE_DIR") or Path.home() / ".cache" / "uv")
+    uv_cache_warm = uv_cache.is_dir() and any(uv_cache.iterdir())
     with tempfile.TemporaryDirectory(prefix="embdeck-clone-") as tmp:
         target = Path(tmp) / "embdeck"
         subprocess.run(["git", "clone", "-q", str(REPO), str(target)], check=True)
@@ -97,8 +99,11 @@ def fresh_clone() -> dict:
         result = run_command(["make", "deck"], target, env)
         result["stages"] = stages_of(target / "out")
         shutil.rmtree(target, ignore_errors=True)
-    result["note"] = ("pip and npm install from their local caches and the Debian packages are already present; "
-                      "a first install on a new machine also downloads them")
+    result["note"] = ("uv and npm install from their caches on this machine (uv's cache "
+                      + ("already held packages" if uv_cache_warm else "was empty")
+                      + " before this clone) and the Debian packages are already present; "
+                      "a first install on a new machine also downloads the packages")
+    result["uv_cache_warm"] = uv_cache_warm
     return result
 
 
