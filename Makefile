@@ -34,7 +34,8 @@ install-system:
 
 # uv installs the lock: it unpacks wheels in parallel and links them from its cache (~/.cache/uv), so a second
 # clone's install takes seconds plus the bytecode compile, where pip took 130-180 s here. uv reads its own index
-# settings (UV_INDEX_URL, UV_EXTRA_INDEX_URL), not pip's; when it cannot install, pip (which reads pip.conf) does.
+# settings (UV_INDEX_URL, UV_EXTRA_INDEX_URL), not pip's; when it cannot install, pip (which reads pip.conf) tries
+# in the same attempt.
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -43,11 +44,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	for attempt in 1 2 3; do \
 	  { $(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION) && \
 	    $(UV) pip install -q --python $(PY) --compile-bytecode -r requirements.lock; } && break; \
-	  if [ $$attempt = 3 ]; then \
-	    echo "uv could not install requirements.lock; trying pip"; \
-	    $(PY) -m pip install -q --disable-pip-version-check --retries 10 -r requirements.lock && break; exit 1; \
-	  fi; \
-	  echo "install failed (attempt $$attempt of 3); retrying in 10 s"; sleep 10; \
+	  echo "uv could not install requirements.lock; trying pip"; \
+	  $(PY) -m pip install -q --disable-pip-version-check --retries 10 -r requirements.lock && break; \
+	  [ $$attempt = 3 ] && exit 1; echo "install failed (attempt $$attempt of 3); retrying in 10 s"; sleep 10; \
 	done
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@

@@ -85,7 +85,9 @@ def pipeline_runs(reps_warm: int = 3) -> dict:
 
 def fresh_clone() -> dict:
     """``git clone`` then ``make deck``: install (venv, npm packages), pipeline, Slidev build and PDF."""
-    uv_cache = Path(os.environ.get("UV_CACHE_DIR") or Path.home() / ".cache" / "uv")
+    # uv's own rule for where its cache lies: UV_CACHE_DIR, else $XDG_CACHE_HOME/uv, else ~/.cache/uv.
+    uv_cache = Path(os.environ.get("UV_CACHE_DIR")
+                    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "uv")
     uv_cache_warm = uv_cache.is_dir() and any(uv_cache.iterdir())
     with tempfile.TemporaryDirectory(prefix="embdeck-clone-") as tmp:
         target = Path(tmp) / "embdeck"
