@@ -1,6 +1,7 @@
 """What is wrong with a collection, and what it is made of, read from the run's neighbour graph and clusters:
-near-duplicates, outliers, likely label errors, the classes the backbone confuses, cluster composition and
-representatives. Small torch-free functions, testable alone; none searches neighbours again.
+byte-identical files, outliers, likely label errors, the classes the backbone confuses, cluster composition
+and representatives (edited copies are ``near_duplicates``'). Small torch-free functions, testable alone;
+none searches neighbours again.
 """
 
 from __future__ import annotations
@@ -8,23 +9,6 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-
-
-def near_duplicate_groups(idx: np.ndarray, similarity: np.ndarray, threshold: float) -> list[list[int]]:
-    """Groups of images joined by graph edges of cosine similarity >= ``threshold`` (connected components of
-    the thresholded graph), each sorted, largest groups first; singletons are not groups."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    rows, cols = np.nonzero(similarity >= threshold)
-    n = len(idx)
-    edges = coo_matrix((np.ones(len(rows)), (rows, idx[rows, cols])), shape=(n, n))
-    _, component = connected_components(edges, directed=False)
-    members: dict[int, list[int]] = {}
-    for image in np.unique(np.concatenate([rows, idx[rows, cols]])) if len(rows) else []:
-        members.setdefault(int(component[image]), []).append(int(image))
-    groups = [sorted(group) for group in members.values() if len(group) > 1]
-    return sorted(groups, key=lambda group: (-len(group), group[0]))
 
 
 def byte_duplicates(manifest: list[dict]) -> list[list[int]]:

@@ -9,6 +9,7 @@ reader and keeps at most ``MOST``.
 from __future__ import annotations
 
 LEVEL = 0.02  # two accuracies closer than this are called level
+BULK = 0.5  # near-duplicates on more than this share of the images: the rule cannot tell copies here
 MOST = 8
 
 
@@ -40,14 +41,37 @@ def probe_vs_knn(probe: float, knn: float, k: int) -> str:
             "level": f"A linear probe ({probe:.2f}) and {k}-NN ({knn:.2f}) agree within {LEVEL}."}[standing(probe, knn)]
 
 
-def hardest_class(per_class: dict[str, float], overall: float, k: int) -> str | None:
-    """Rule: name the class with the lowest k-NN accuracy when it trails the overall accuracy by >= 0.05."""
-    if len(per_class) < 2:
-        return None
-    name, worst = min(per_class.items(), key=lambda item: (item[1], item[0]))
+def hardest_class(per_class: dict[str, float], overall: float, k: int, class_images: dict[str, int],
+                  floor: int) -> str | None:
+    """Rule: name the class with the lowest k-NN accuracy when it trails the overall accuracy by >= 0.05,
+    with its image count. Classes under ``floor`` images are not ranked (one error on 5 images is 0.20):
+    they are named as too small to judge."""
+    small = sorted(name for name in per_class if class_images[name] < floor)
+    judged = {name: value for name, value in per_class.items() if name not in small}
+    tail = (f" Too small to judge per class (under {floor} images): "
+            f"{', '.join(f'{name} ({class_images[name]})' for name in small[:4])}{' and others' * (len(small) > 4)}."
+            if small else "")
+    if len(judged) < 2:
+        return tail.strip() or None
+    name, worst = min(judged.items(), key=lambda item: (item[1], item[0]))
     if overall - worst < 0.05:
+        return tail.strip() or None
+    return (f"{name} is the hardest class: {k}-NN accuracy {worst:.2f} on its {class_images[name]:,} images, "
+            f"against {overall:.2f} over all images.{tail}")
+
+
+def chance_baseline(accuracy: float, chance: float, majority: str, balanced: float | None, classes: int,
+                    k: int) -> str | None:
+    """Rule: where classes are imbalanced (``balanced`` given), say what chance is (always answering the
+    largest class) and the balanced accuracy; anywhere, say when the k-NN accuracy is no better than that."""
+    if accuracy - chance < LEVEL:
+        return (f"{k}-NN accuracy ({accuracy:.2f}) is no better than always answering {majority}, the largest "
+                f"class ({chance:.2f} of the images).")
+    if balanced is None:
         return None
-    return f"{name} is the hardest class: {k}-NN accuracy {worst:.2f}, against {overall:.2f} over all images."
+    return (f"The classes are imbalanced: always answering {majority} scores {chance:.2f}, against {k}-NN's "
+            f"{accuracy:.2f}; its balanced accuracy (the mean recall per class, chance {1 / classes:.2f}) is "
+            f"{balanced:.2f}.")
 
 
 def confused_pair(a: str, b: str, share: float) -> str | None:
@@ -81,13 +105,23 @@ def cluster_purity(k: int, level: str, purities: list[float], threshold: float =
     return f"At k = {k} ({level}), {pure} of {len(purities)} clusters are at least {threshold:.0%} one label."
 
 
-def duplicates(groups: int, images: int, threshold: float, byte_groups: int, byte_images: int) -> str:
-    """Rule: count near-duplicate groups at the configured cosine threshold, and exact byte duplicates."""
+def duplicates(groups: int, images: int, total: int, rule: dict, byte_groups: int, byte_images: int,
+               lookalikes: int) -> str:
+    """Rule: count near-duplicates (one picture, edited) and exact byte duplicates, saying what the call rests
+    on. When more than ``BULK`` of the images pass, the rule sits inside the bulk of this set's neighbours and
+    cannot tell copies from look-alikes: that is said instead of a count."""
     exact = (f"; {byte_groups} group{'s' * (byte_groups != 1)} of byte-identical files ({byte_images} images)"
              if byte_groups else "; no byte-identical files")
+    basis = (f"grey pixels correlating >= {rule['floor']:g}, and 1 - correlation at most {rule['ratio']:g}x that "
+             f"of the image's {rule['scale_k']}th most correlated neighbour")
+    if images > BULK * total:
+        return (f"{images} images ({images / total:.0%}) pass the near-duplicate rule ({basis}): too many to be "
+                f"edited copies, so this set's ordinary neighbours are that alike and no count is given{exact}.")
+    alike = f"; {lookalikes} look-alike pairs, not copies, listed apart" if lookalikes else ""
     if not groups:
-        return f"No near-duplicates at cosine >= {threshold:g}{exact}."
-    return f"{groups} group{'s' * (groups != 1)} of near-duplicates at cosine >= {threshold:g}, {images} images{exact}."
+        return f"No near-duplicates (edited copies of one picture: {basis}){exact}{alike}."
+    return (f"{groups} group{'s' * (groups != 1)} of near-duplicates (edited copies of one picture: {basis}), "
+            f"{images} images{exact}{alike}.")
 
 
 def outliers(top: int, top_share: float, top_mean: float, median: float, k: int) -> str | None:

@@ -28,9 +28,10 @@ def test_probe_vs_knn():
 
 
 def test_hardest_class_only_when_it_trails():
-    assert rules.hardest_class({"Shirt": 0.52, "Bag": 0.95}, 0.82, 5) == (
-        "Shirt is the hardest class: 5-NN accuracy 0.52, against 0.82 over all images.")
-    assert rules.hardest_class({"Shirt": 0.80, "Bag": 0.84}, 0.82, 5) is None
+    counts = {"Shirt": 300, "Bag": 300}
+    assert rules.hardest_class({"Shirt": 0.52, "Bag": 0.95}, 0.82, 5, counts, 20) == (
+        "Shirt is the hardest class: 5-NN accuracy 0.52 on its 300 images, against 0.82 over all images.")
+    assert rules.hardest_class({"Shirt": 0.80, "Bag": 0.84}, 0.82, 5, counts, 20) is None
 
 
 def test_confused_pair_needs_a_real_share():
@@ -55,9 +56,12 @@ def test_cluster_purity():
 
 
 def test_duplicates_counts_groups_and_exact_copies():
-    assert rules.duplicates(12, 31, 0.98, 2, 4) == ("12 groups of near-duplicates at cosine >= 0.98, 31 images; "
-                                                    "2 groups of byte-identical files (4 images).")
-    assert rules.duplicates(0, 0, 0.98, 0, 0) == "No near-duplicates at cosine >= 0.98; no byte-identical files."
+    rule = {"floor": 0.9, "ratio": 0.1, "scale_k": 5}
+    basis = "grey pixels correlating >= 0.9, and 1 - correlation at most 0.1x that of the image's 5th most correlated neighbour"
+    assert rules.duplicates(12, 31, 3000, rule, 2, 4, 0) == (f"12 groups of near-duplicates (edited copies of one "
+                                                             f"picture: {basis}), 31 images; 2 groups of byte-identical files (4 images).")
+    assert rules.duplicates(0, 0, 3000, rule, 0, 0, 3) == (f"No near-duplicates (edited copies of one picture: {basis}); "
+                                                           "no byte-identical files; 3 look-alike pairs, not copies, listed apart.")
 
 
 def test_outliers_compares_with_the_median():
@@ -80,13 +84,6 @@ def test_findings_keep_what_applies_and_at_most_eight():
 
 
 # -- the finders on small arrays ----------------------------------------------------------------------------
-def test_near_duplicate_groups_are_components_of_the_thresholded_graph():
-    idx = np.array([[1, 2], [0, 3], [3, 0], [2, 1], [0, 1]])
-    sim = np.array([[0.99, 0.5], [0.99, 0.2], [0.985, 0.1], [0.985, 0.1], [0.3, 0.2]])
-    assert problems.near_duplicate_groups(idx, sim, 0.98) == [[0, 1], [2, 3]]
-    assert problems.near_duplicate_groups(idx, sim, 0.999) == []
-
-
 def test_label_groups_and_composition():
     assignment = np.array([0, 0, 0, 1, 1, 1, 1])
     labels = ["Bag", "Sandal", "Sandal", "Coat", "Coat", "Shirt", "Bag"]

@@ -22,6 +22,7 @@ from collections import Counter
 import numpy as np
 
 from ..artifacts import StageError
+from ..baselines import SMALLEST_JUDGED, too_small
 from ..manifest import manifest_labels, read_manifest
 from ..probes import fold_of, knn_from_graph, linear_probe, out_of_fold_probabilities, usable_folds
 from ..problems import confused_pairs, cross_class_examples, label_issues, neighbour_class_shares
@@ -85,10 +86,12 @@ def run(ctx: StageContext) -> dict:
     figures.image_grid([thumbs[i] for i in shown], [f"{labels[i][:9]} > {names[suggested[i]][:9]}" for i in shown],
                        f"Likely label errors (cleanlab): label > suggested, {len(shown)} of {len(ranked)}",
                        ctx.output("issues"), columns=8, cell=1.2)
+    class_images = {str(name): int(count) for name, count in zip(names, np.bincount(codes))}
     changes = Counter((str(labels[i]), str(names[suggested[i]])) for i in ranked)
     report = {
         "classes": [str(n) for n in names], "folds": folds, "knn_k": knn_cfg.knn_k,
         "knn_accuracy": round(knn["folds"], 4), "per_class_knn": per_class,
+        "class_images": class_images, "smallest_judged": SMALLEST_JUDGED, "too_small": too_small(class_images),
         "probe_accuracy": round(probe["accuracy"], 4), "per_class_probe": probe_per_class,
         "probe_train_images": probe["train_images"], "probe": "logistic regression on standardised embeddings",
         "confused_pairs": pair_rows, "label_k": cfg.label_k,

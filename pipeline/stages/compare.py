@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import comparison
+from ..baselines import chance
 from ..manifest import manifest_labels, read_manifest
 from ..probes import raw_pixels
 from ..stage import Stage, StageContext, Variants
@@ -112,7 +113,8 @@ def run(ctx: StageContext) -> dict:
     labelled = len(set(labels.tolist())) > 1
     return {"k": k, "images": int(len(labels)), "backbones": backbones, "rows": rows, "notes": notes,
             "labelled": labelled, "knn_k": cfg.retrieval.knn_k, "folds": next((r["folds"] for r in rows if "folds" in r), 0),
-            "chance": round(1.0 / len(set(labels.tolist())), 4) if labelled else None,
+            "chance": chance(labels.tolist())["chance"] if labelled else None,  # always answering the largest class
+            "majority_class": chance(labels.tolist())["majority_class"] if labelled else None,
             "measures": [title for title, key in MEASURES if title in series]}
 
 

@@ -3,7 +3,10 @@
 Inputs: ``ingest`` (files, labels, hashes), ``extract`` (thumbnails), ``neighbours`` (the embedding graph),
 ``clusters`` (assignments at the chosen and the elbow's k, and the features they were made in),
 ``retrieval`` and ``classes`` (when there are labels). Params: ``findings``. Nothing is searched here.
-- Near-duplicates: groups joined by graph edges of cosine >= ``duplicate_cosine``; byte-identical files apart.
+- Near-duplicates: one picture, edited (``pipeline.near_duplicates``): among each image's neighbours in the
+  embedding and raw-pixel graphs, the pairs whose grey pixels correlate at ``duplicate_floor`` or more and
+  stand out from the image's ordinary neighbours (``duplicate_ratio``), grouped as stars (no chaining);
+  byte-identical files apart; look-alikes (very similar, not copies) listed apart.
 - Outliers: each image's k-NN distance (mean cosine distance to its ``outlier_k`` nearest neighbours).
 - Cluster composition at the chosen k and, when that k is below the elbow's, at the elbow's too: each
   cluster's size, majority label and purity, or without labels its most typical images.
@@ -22,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import rules
+from .. import near_duplicates, rules
 from ..manifest import manifest_labels, read_manifest
 from ..neighbours import outlier_scores
-from ..problems import byte_duplicates, composition, label_groups, near_duplicate_groups, representatives
+from ..problems import byte_duplicates, composition, label_groups, representatives
 from ..stage import Stage, StageContext
 
 GROUPS_SHOWN = 8
+LOOKALIKES_LISTED = 200
 OUTLIERS_SHOWN = 24
 
 
@@ -39,15 +43,22 @@ def write_csv(path: Path, header: list[str], rows) -> None:
         writer.writerows(rows)
 
 
-def duplicates_part(ctx: StageContext, manifest, thumbs, idx, similarity) -> dict:
+def duplicate_rule(cfg) -> "near_duplicates.Rule":
+    return near_duplicates.Rule(floor=cfg.duplicate_floor, ratio=cfg.duplicate_ratio, scale_k=cfg.duplicate_scale_k,
+                                candidates=cfg.duplicate_candidates, lookalike=cfg.duplicate_lookalike)
+
+
+def duplicates_part(ctx: StageContext, manifest, thumbs, graphs, pixels) -> dict:
     from .. import figures
 
-    cfg = ctx.cfg.findings
     exact = byte_duplicates(manifest)
-    groups = [group for group in near_duplicate_groups(idx, similarity, cfg.duplicate_cosine)
+    found = near_duplicates.find(graphs, pixels, duplicate_rule(ctx.cfg.findings))
+    groups = [group for group in found["groups"]
               if len({manifest[i]["sha256"] for i in group}) > 1]  # byte-identical files are listed apart
+    lookalikes = found["lookalikes"][:LOOKALIKES_LISTED]
     rows = [("near", g, manifest[i]["path"]) for g, group in enumerate(groups, 1) for i in group]
     rows += [("byte-identical", g, manifest[i]["path"]) for g, group in enumerate(exact, 1) for i in group]
+    rows += [("look-alike, not a copy", g, manifest[i]["path"]) for g, (a, b, _) in enumerate(lookalikes, 1) for i in (a, b)]
     write_csv(ctx.output("duplicates"), ["kind", "group", "path"], rows)
     shown = groups[:GROUPS_SHOWN]
     columns = max([min(6, len(g)) for g in shown] + [2])
@@ -60,13 +71,20 @@ def duplicates_part(ctx: StageContext, manifest, thumbs, idx, similarity) -> dic
             else:
                 tiles.append(np.full_like(thumbs[0], 255))
                 captions.append("")
-    title = (f"Near-duplicates (cosine >= {cfg.duplicate_cosine:g}): {len(shown)} of {len(groups)} groups"
-             if groups else f"No near-duplicates at cosine >= {cfg.duplicate_cosine:g}")
+    title = (f"Near-duplicates (edited copies of a group's first image): {len(shown)} of {len(groups)} groups"
+             if groups else "No near-duplicates (edited copies of one image)")
     figures.image_grid(tiles or [np.full((8, 8, 3), 255, np.uint8)], captions or [""], title,
                        ctx.output("duplicates_figure"), columns=columns, cell=1.2)
-    return {"threshold": cfg.duplicate_cosine, "groups": len(groups), "images": sum(map(len, groups)),
+    images = sum(map(len, groups))
+    return {"rule": found["rule"], "groups": len(groups), "images": images, "share": round(images / len(manifest), 4),
+            "bulk": rules.BULK,
             "byte_groups": len(exact), "byte_images": sum(map(len, exact)),
-            "largest": [[manifest[i]["path"] for i in group] for group in shown]}
+            "lookalikes": len(found["lookalikes"]), "median_ordinary": found["median_ordinary"],
+            "median_nearest": found["median_nearest"],
+            "typical_cut": round(1 - found["rule"]["ratio"] * (1 - found["median_nearest"]), 4),
+            "pairs": found["pairs"], "below_floor": found["below_floor"], "not_standing_out": found["not_standing_out"],
+            "largest": [[manifest[i]["path"] for i in group] for group in shown],
+            "lookalikes_shown": [[manifest[a]["path"], manifest[b]["path"], c] for a, b, c in lookalikes[:GROUPS_SHOWN]]}
 
 
 def outliers_part(ctx: StageContext, manifest, labels, thumbs, similarity) -> dict:
@@ -142,6 +160,10 @@ def sentences(found: dict, labelled: bool) -> list[str]:
     if "knn_accuracy_raw_pixels" in retrieval:
         said.append(rules.pixels_vs_backbone(retrieval["knn_accuracy"], retrieval["knn_accuracy_raw_pixels"],
                                              retrieval["knn_k"]))
+    if "knn_accuracy" in retrieval and "majority_class" in retrieval:
+        said.append(rules.chance_baseline(retrieval["knn_accuracy"], retrieval["chance"], retrieval["majority_class"],
+                                          retrieval.get("knn_balanced_accuracy"), retrieval["classes"],
+                                          retrieval["knn_k"]))
     if classes:
         said.append(rules.probe_vs_knn(classes["probe_accuracy"], classes["knn_accuracy"], classes["knn_k"]))
     composed = parts.get("composition")
@@ -153,9 +175,11 @@ def sentences(found: dict, labelled: bool) -> list[str]:
     if classes:
         pair = classes["confused_pairs"][0] if classes["confused_pairs"] else None
         said.append(rules.confused_pair(pair["a"], pair["b"], pair["share"]) if pair else None)
-        said.append(rules.hardest_class(classes["per_class_knn"], classes["knn_accuracy"], classes["knn_k"]))
+        said.append(rules.hardest_class(classes["per_class_knn"], classes["knn_accuracy"], classes["knn_k"],
+                                        classes["class_images"], classes["smallest_judged"]))
     dup = parts["duplicates"]
-    said.append(rules.duplicates(dup["groups"], dup["images"], dup["threshold"], dup["byte_groups"], dup["byte_images"]))
+    said.append(rules.duplicates(dup["groups"], dup["images"], found["images"], dup["rule"], dup["byte_groups"],
+                                 dup["byte_images"], dup["lookalikes"]))
     if classes:
         change = tuple(classes["common_change"]) if classes["common_change"] else None
         said.append(rules.label_errors(classes["label_issues"], found["images"], change))
@@ -170,7 +194,8 @@ def run(ctx: StageContext) -> dict:
     thumbs = ctx.load_npy("extract", "thumbs", mmap=True)
     idx = ctx.load_npy("neighbours", "embedding_idx")
     similarity = ctx.load_npy("neighbours", "embedding_values")
-    parts: dict = {"duplicates": duplicates_part(ctx, manifest, thumbs, idx, similarity),
+    graphs = [idx, ctx.load_npy("neighbours", "pixels_idx")]
+    parts: dict = {"duplicates": duplicates_part(ctx, manifest, thumbs, graphs, ctx.load_npy("extract", "pixels", mmap=True)),
                    "outliers": outliers_part(ctx, manifest, labels, thumbs, similarity)}
     missing = "" if ctx.has("clusters") else "clustering could not run on this set"
     for name, part in (("composition", composition_part), ("representatives", representatives_part)):
@@ -189,7 +214,8 @@ def run(ctx: StageContext) -> dict:
 STAGE = Stage(
     name="findings",
     run=run,
-    inputs=("ingest.manifest", "ingest.summary", "extract.thumbs", "neighbours.embedding_idx",
+    inputs=("ingest.manifest", "ingest.summary", "extract.thumbs", "extract.pixels", "neighbours.embedding_idx",
+            "neighbours.pixels_idx",
             "neighbours.embedding_values", "clusters.summary", "clusters.assignment", "clusters.elbow_assignment",
             "clusters.features", "retrieval.summary", "classes.report"),
     optional=("clusters", "retrieval", "classes"),

@@ -1,6 +1,6 @@
 """Stage ``neighbours``: the run's k-nearest-neighbour graph, searched once per space, read by every analysis.
 
-Inputs: ``ingest`` (whether there are labels), ``extract`` (embeddings, the raw-pixel copies), ``pca``
+Inputs: ``extract`` (embeddings, the raw-pixel copies), ``pca``
 (the coordinates t-SNE runs on). Params: ``neighbours``, and ``k`` per space, derived from the settings of
 the stages that read it (``needs``), so a change elsewhere reruns this stage only when it changes a ``k``.
 
@@ -8,8 +8,10 @@ Spaces (each searched once; the run record counts the searches):
 - ``embedding``: the global embeddings at unit length; values are cosine similarities. Read by retrieval,
   k-NN accuracy, fidelity, UMAP, the parametric UMAP and the interactive map (neighbours, outlier score).
 - ``pca``: the first ``pca.n_components`` principal components; values are Euclidean distances. Read by t-SNE.
-- ``pixels``: the raw-pixel copies at unit length (one channel when every image is grey), only when there are
-  labels (the raw-pixel k-NN baseline).
+- ``pixels``: the raw-pixel copies at unit length (one channel when every image is grey). Read by the k-NN
+  probe's raw-pixel baseline (with labels) and by the near-duplicate finder, with or without labels: with the
+  bundled CNN a 28 px garment saved brighter falls outside its original's 20 embedding neighbours, while its
+  pixels keep it first.
 
 Search (``neighbours.method``): ``exact`` streams the data through FAISS flat search block by block (on a
 GPU, ``device``, a torch matmul and top-k, exact at any size); ``ivf`` and ``hnsw`` are FAISS approximate
@@ -46,8 +48,9 @@ def needs(cfg: "Config") -> dict:
     parametric_k = math.ceil((umap.n_neighbors - 1) / (1 - cfg.parametric.holdout)) + 2
     label_k = math.ceil(cfg.findings.label_k * retrieval.folds / (retrieval.folds - 1)) + FOLD_MARGIN
     embedding = max(retrieval.top_k, retrieval.knn_k * FOLD_MARGIN, cfg.fidelity.k, umap.n_neighbors - 1, parametric_k,
-                    cfg.findings.outlier_k, label_k, cfg.gallery.neighbours)
-    return {"embedding": embedding, "pca": int(3 * cfg.tsne.perplexity), "pixels": retrieval.knn_k * FOLD_MARGIN}
+                    cfg.findings.outlier_k, label_k, cfg.gallery.neighbours, cfg.findings.duplicate_candidates)
+    pixels = max(retrieval.knn_k * FOLD_MARGIN, cfg.findings.duplicate_candidates)  # k-NN baseline, near-duplicates
+    return {"embedding": embedding, "pca": int(3 * cfg.tsne.perplexity), "pixels": pixels}
 
 
 def space_input(ctx: StageContext, space: str) -> tuple[np.ndarray, str, bool] | None:
@@ -57,7 +60,7 @@ def space_input(ctx: StageContext, space: str) -> tuple[np.ndarray, str, bool] |
     if space == "pca":
         return (ctx.load_npy("pca", "coords", mmap=True), "l2", False) if ctx.has("pca") else None
     pixels = ctx.load_npy("extract", "pixels", mmap=True)
-    if len(ctx.summary("ingest")["labels"]) < 2 or pixels.size == 0:
+    if pixels.size == 0:
         return None
     return PixelRows(pixels), "ip", True
 
@@ -105,7 +108,7 @@ def run(ctx: StageContext) -> dict:
 STAGE = Stage(
     name="neighbours",
     run=run,
-    inputs=("ingest.summary", "extract.embeddings", "extract.pixels", "pca.coords"),
+    inputs=("extract.embeddings", "extract.pixels", "pca.coords"),
     params=("neighbours", "device"),
     derived=needs,
     optional=("pca",),  # too few images for PCA: the embedding graph is still made

@@ -6,7 +6,8 @@ With labels: precision@k of retrieval over every image (itself excluded) and k-N
 (cosine, ``knn_k`` neighbours), read from the graph two ways: leave-one-out (each image's k nearest others
 vote, the usual k-NN probe) and stratified ``folds``-fold cross-validation (its k nearest outside its own
 fold), for the embeddings and, as the baseline, for raw pixels (each image squeezed to
-``extract.keep_pixels`` square, as extraction kept it). Outputs: ``neighbours`` (N, top_k), ``scores`` and
+``extract.keep_pixels`` square, as extraction kept it). Chance is the largest class's share (always answering
+it); with imbalanced classes balanced accuracy stands beside accuracy (``pipeline.baselines``). Outputs: ``neighbours`` (N, top_k), ``scores`` and
 the ``grid`` of queries and their neighbours.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..baselines import balanced_accuracy, chance
 from ..manifest import manifest_labels, read_manifest
 from ..probes import knn_from_graph
 from ..sampling import pick_queries
@@ -54,8 +56,11 @@ def run(ctx: StageContext) -> dict:
             "precision_at_k": round(precision_at_k(neighbours, label_array), 4),
             "knn_accuracy": round(found["folds"], 4), "knn_accuracy_loo": round(found["leave_one_out"], 4),
             "knn_short_rows": found["short_rows"], "knn_k": cfg.knn_k, "folds": found["folds_used"],
-            "chance": round(1.0 / len(set(labels)), 4),
+            **chance(labels),
         })
+        if summary["imbalanced"] and "predicted" in found:  # its chance is 1 / classes
+            codes = np.unique(label_array, return_inverse=True)[1]
+            summary["knn_balanced_accuracy"] = round(balanced_accuracy(codes, found["predicted"]), 4)
         pixels = ctx.load_npy("neighbours", "pixels_idx")
         if len(pixels):
             baseline = knn_from_graph(pixels, label_array, cfg.knn_k, cfg.folds, cfg.seed)

@@ -1,0 +1,163 @@
+"""Near-duplicates: one picture, edited. The same image re-encoded, resized, lightly cropped or with its
+brightness or contrast changed is a near-duplicate of it; two distinct objects that merely look alike (two
+pairs of trousers, two scans of the digit 1) are not. A fixed cosine cannot tell these apart: on 28 px
+Fashion-MNIST distinct trousers reach the cosine of a JPEG re-encode, and a cosine of 0.95 joined 1,632 of
+1,797 8x8 digit scans into 7 chained groups. Nor does the embedding alone find every copy: with the bundled
+CNN, a 28 px garment saved 15 % brighter on a grey instead of a black ground fell to cosine 0.81 with its
+original, outside its 20 nearest neighbours. So the call is made on the pixels, among candidates from the
+run's graphs (nothing is searched here, so it scales with the graph, not with N squared):
+
+1. Candidates: each image's neighbours in the embedding graph and in the raw-pixel graph.
+2. The pixels agree: the two small copies kept by extraction, in grey with their mean and contrast removed (so
+   brightness and contrast edits do not count), correlate at ``floor`` or more, as kept, halved, or with one
+   side's centre zoomed by 4, 8 or 12 % (a light centred crop; a resize moves edges by a pixel and halving
+   forgives that, not another shape).
+3. The pair stands out from the image's ordinary neighbours (a local ratio test, as in Lowe's matching of
+   keypoints): 1 - correlation is at most ``ratio`` times the image's scale, at both ends. The scale is the
+   set's own, image by image: 1 - the correlation with its ``scale_k``-th most correlated candidate, or, when
+   closer, 1 - the set's median nearest-neighbour correlation. In a clump of look-alikes many neighbours are
+   about as close and none stands out; in a sparse set two look-alikes stand out from the rest, but not
+   from what nearest neighbours in this set usually reach; an edited copy is far closer than either.
+4. No chaining: groups are stars. An image heads a group and every member passes with it, not only with some
+   other member.
+A picture with ``scale_k`` - 1 copies or more is missed (its ordinary neighbour is a copy); byte-identical
+files are listed apart by their hashes anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+BLOCK = 16_384  # images whose candidate correlations are computed at a time (memory stays bounded)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The thresholds of a near-duplicate call, stated on the slide beside its result."""
+
+    floor: float = 0.9  # grey-pixel correlation of a copy with its original, at least
+    ratio: float = 0.15  # (1 - pair correlation) / (1 - correlation with the scale_k-th candidate), at most
+    scale_k: int = 5  # which candidate sets an image's ordinary correlation
+    candidates: int = 15  # neighbours taken from each graph
+    lookalike: float = 0.99  # pairs this correlated that are not copies are listed apart as look-alikes
+
+    def text(self) -> dict:
+        return asdict(self)
+
+
+def grey_vectors(pixels: np.ndarray, rows: np.ndarray, side: int, zoom: float = 1.0) -> np.ndarray:
+    """The small copies of ``rows`` in grey, their centre zoomed by ``zoom`` (what a centred crop does), at
+    ``side`` px (area-averaged), zero mean, unit length; a flat image (no contrast) is all zeros and so
+    matches nothing."""
+    import cv2
+
+    grey = np.asarray(pixels[rows], dtype=np.float32)
+    grey = grey.mean(axis=3) if grey.ndim == 4 else grey
+    if zoom != 1.0:
+        size = grey.shape[1]
+        warp = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), 0, zoom)
+        grey = np.stack([cv2.warpAffine(g, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                         for g in grey])
+    if grey.shape[1] != side:
+        grey = np.stack([cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA) for g in grey])
+    flat = grey.reshape(len(grey), -1)
+    flat -= flat.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(flat, axis=1, keepdims=True)
+    return np.divide(flat, norm, out=np.zeros_like(flat), where=norm > 1e-3)
+
+
+ZOOMS = (1.04, 1.08, 1.12)  # a crop of 2, 4 or 6 % off each side
+
+
+def views(side: int) -> list[tuple[int, float, float]]:
+    """The pairs of views compared, as (size, zoom of the first, zoom of the second): as kept and halved (a
+    resize or re-encode blurs edges; halving forgives that), each also with one side's centre zoomed as a
+    light crop of the other would be."""
+    pairs = []
+    for size in (side, max(4, side // 2)):
+        pairs += [(size, 1.0, 1.0)] + [(size, z, 1.0) for z in ZOOMS] + [(size, 1.0, z) for z in ZOOMS]
+    return pairs
+
+
+def candidate_table(graphs: list[np.ndarray], width: int) -> np.ndarray:
+    """Each row's candidates: its first ``width`` neighbours in each graph, repeats and itself as -1."""
+    parts = [g[:, :width] for g in graphs if g.size]
+    table = np.concatenate(parts, axis=1).astype(np.int64)
+    table = np.sort(table, axis=1)
+    repeat = np.zeros(table.shape, bool)
+    repeat[:, 1:] = table[:, 1:] == table[:, :-1]
+    table[repeat | (table == np.arange(len(table))[:, None])] = -1
+    return table
+
+
+def correlations(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Grey-pixel correlation of each row with each of its candidates (the best of ``views``), -inf where
+    there is no candidate. Computed block by block: memory grows with the block, not with N."""
+    found = np.full(table.shape, -np.inf, np.float32)
+    for start in range(0, len(table), BLOCK):
+        rows = np.arange(start, min(len(table), start + BLOCK))
+        block = table[rows]
+        needed = np.unique(np.concatenate([rows, block[block >= 0]]))
+        position = np.searchsorted(needed, np.where(block >= 0, block, needed[0]))
+        mine = np.searchsorted(needed, rows)
+        cache: dict[tuple[int, float], np.ndarray] = {}
+        for size, zoom_mine, zoom_theirs in views(pixels.shape[1]):
+            for key in ((size, zoom_mine), (size, zoom_theirs)):
+                if key not in cache:
+                    cache[key] = grey_vectors(pixels, needed, *key)
+            first, second = cache[(size, zoom_mine)], cache[(size, zoom_theirs)]
+            value = np.einsum("rd,rcd->rc", first[mine], second[position])
+            found[rows] = np.maximum(found[rows], np.where(block >= 0, value, -np.inf))
+    return found
+
+
+def star_groups(a: np.ndarray, b: np.ndarray) -> list[list[int]]:
+    """Groups from accepted pairs without chaining: the image with most accepted pairs (then the lowest index)
+    heads a group of itself and its partners not yet grouped; repeat. Head first, then the rest in order."""
+    partners: dict[int, set[int]] = {}
+    for x, y in zip(a.tolist(), b.tolist()):
+        partners.setdefault(x, set()).add(y)
+        partners.setdefault(y, set()).add(x)
+    taken: set[int] = set()
+    groups = []
+    for head in sorted(partners, key=lambda i: (-len(partners[i]), i)):
+        if head in taken:
+            continue
+        members = sorted(partners[head] - taken)
+        if members:
+            groups.append([head, *members])
+            taken |= {head, *members}
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
+def find(graphs: list[np.ndarray], pixels: np.ndarray, rule: Rule = Rule()) -> dict:
+    """Near-duplicate groups and, apart, look-alike pairs (correlating at ``rule.lookalike`` or more without
+    passing as copies), with what the call rests on: each image's ordinary correlation (its median over the
+    set) and how many pairs each check turned away."""
+    table = candidate_table(graphs, rule.candidates)
+    corr = correlations(pixels, table)
+    ranked = -np.sort(-corr, axis=1)
+    valid = np.isfinite(ranked).sum(axis=1)
+    column = np.clip(np.minimum(rule.scale_k, valid) - 1, 0, None)
+    ordinary = np.where(valid > 0, ranked[np.arange(len(ranked)), column], -1.0)
+    typical = float(np.median(1.0 - ranked[valid > 0, 0])) if (valid > 0).any() else 1.0
+    scale = np.maximum(np.minimum(1.0 - ordinary, typical), 1e-6)  # the closer of the local and the set's scale
+    rows, cols = np.nonzero(np.isfinite(corr))
+    other, value = table[rows, cols], corr[rows, cols]
+    keep = rows < other  # each pair once (the correlation is symmetric)
+    rows, other, value = rows[keep], other[keep], value[keep]
+    close = value >= rule.floor
+    stands_out = (1.0 - value) <= rule.ratio * np.minimum(scale[rows], scale[other])
+    copy = close & stands_out
+    groups = star_groups(rows[copy], other[copy])
+    grouped = {i for g in groups for i in g}
+    alike = (value >= rule.lookalike) & ~copy
+    lookalikes = sorted((float(v), int(x), int(y)) for x, y, v in zip(rows[alike], other[alike], value[alike])
+                        if x not in grouped and y not in grouped)[::-1]
+    return {"groups": groups, "lookalikes": [(x, y, round(v, 4)) for v, x, y in lookalikes],
+            "median_ordinary": round(float(np.median(ordinary)), 4), "median_nearest": round(1.0 - typical, 4),
+            "pairs": int(len(value)),
+            "below_floor": int((~close).sum()), "not_standing_out": int((close & ~stands_out).sum()),
+            "rule": rule.text()}
