@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-BLOCK = 16_384  # images whose candidate correlations are computed at a time (memory stays bounded)
+BLOCK = 4096  # images whose candidate correlations are computed at a time (memory stays bounded)
 
 
 @dataclass(frozen=True)
@@ -47,38 +47,41 @@ class Rule:
         return asdict(self)
 
 
-def grey_vectors(pixels: np.ndarray, rows: np.ndarray, side: int, zoom: float = 1.0) -> np.ndarray:
-    """The small copies of ``rows`` in grey, their centre zoomed by ``zoom`` (what a centred crop does), at
-    ``side`` px (area-averaged), zero mean, unit length; a flat image (no contrast) is all zeros and so
-    matches nothing."""
-    import cv2
+def grey(pixels: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The small copies of ``rows`` in grey, float32 (n, side, side)."""
+    picture = np.asarray(pixels[np.sort(rows)], dtype=np.float32)[np.argsort(np.argsort(rows))]
+    return picture.mean(axis=3) if picture.ndim == 4 else picture
 
-    grey = np.asarray(pixels[rows], dtype=np.float32)
-    grey = grey.mean(axis=3) if grey.ndim == 4 else grey
-    if zoom != 1.0:
-        size = grey.shape[1]
-        warp = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), 0, zoom)
-        grey = np.stack([cv2.warpAffine(g, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                         for g in grey])
-    if grey.shape[1] != side:
-        grey = np.stack([cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA) for g in grey])
-    flat = grey.reshape(len(grey), -1)
-    flat -= flat.mean(axis=1, keepdims=True)
+
+def unit(pictures: np.ndarray, side: int) -> np.ndarray:
+    """Grey pictures at ``side`` px (area-averaged by whole factors), as rows with zero mean and unit length;
+    a flat picture (no contrast) is all zeros and so matches nothing."""
+    factor = pictures.shape[1] // side
+    if factor > 1:
+        n = len(pictures)
+        pictures = pictures[:, :side * factor, :side * factor].reshape(n, side, factor, side, factor).mean(axis=(2, 4))
+    flat = pictures.reshape(len(pictures), -1)
+    flat = flat - flat.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(flat, axis=1, keepdims=True)
     return np.divide(flat, norm, out=np.zeros_like(flat), where=norm > 1e-3)
+
+
+def zoomed(pictures: np.ndarray, zoom: float) -> np.ndarray:
+    """The pictures with their centre zoomed by ``zoom``: what a centred crop of ``1 - 1 / zoom`` does."""
+    import cv2
+
+    size = pictures.shape[1]
+    warp = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), 0, zoom)
+    return np.stack([cv2.warpAffine(p, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                     for p in pictures]) if len(pictures) else pictures
 
 
 ZOOMS = (1.04, 1.08, 1.12)  # a crop of 2, 4 or 6 % off each side
 
 
-def views(side: int) -> list[tuple[int, float, float]]:
-    """The pairs of views compared, as (size, zoom of the first, zoom of the second): as kept and halved (a
-    resize or re-encode blurs edges; halving forgives that), each also with one side's centre zoomed as a
-    light crop of the other would be."""
-    pairs = []
-    for size in (side, max(4, side // 2)):
-        pairs += [(size, 1.0, 1.0)] + [(size, z, 1.0) for z in ZOOMS] + [(size, 1.0, z) for z in ZOOMS]
-    return pairs
+def sizes(side: int) -> tuple[int, ...]:
+    """As kept, and halved: a resize or re-encode blurs edges, and halving forgives that, not another shape."""
+    return (side, side // 2) if side >= 8 else (side,)
 
 
 def candidate_table(graphs: list[np.ndarray], width: int) -> np.ndarray:
@@ -93,24 +96,41 @@ def candidate_table(graphs: list[np.ndarray], width: int) -> np.ndarray:
 
 
 def correlations(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Grey-pixel correlation of each row with each of its candidates (the best of ``views``), -inf where
-    there is no candidate. Computed block by block: memory grows with the block, not with N."""
+    """Grey-pixel correlation of each row with each of its candidates, -inf where there is none: the best of
+    the row's picture as kept and zoomed by each of ``ZOOMS`` against the candidate as kept, at each of
+    ``sizes``. A pair listed both ways takes the better of the two, so either side may be the cropped one.
+    Block by block: memory grows with the block, and each picture is zoomed once, as a row."""
     found = np.full(table.shape, -np.inf, np.float32)
     for start in range(0, len(table), BLOCK):
         rows = np.arange(start, min(len(table), start + BLOCK))
         block = table[rows]
-        needed = np.unique(np.concatenate([rows, block[block >= 0]]))
-        position = np.searchsorted(needed, np.where(block >= 0, block, needed[0]))
-        mine = np.searchsorted(needed, rows)
-        cache: dict[tuple[int, float], np.ndarray] = {}
-        for size, zoom_mine, zoom_theirs in views(pixels.shape[1]):
-            for key in ((size, zoom_mine), (size, zoom_theirs)):
-                if key not in cache:
-                    cache[key] = grey_vectors(pixels, needed, *key)
-            first, second = cache[(size, zoom_mine)], cache[(size, zoom_theirs)]
-            value = np.einsum("rd,rcd->rc", first[mine], second[position])
-            found[rows] = np.maximum(found[rows], np.where(block >= 0, value, -np.inf))
-    return found
+        needed = np.unique(block[block >= 0])
+        position = np.searchsorted(needed, np.where(block >= 0, block, needed[0] if len(needed) else 0))
+        mine_pictures, theirs_pictures = grey(pixels, rows), grey(pixels, needed)
+        for zoom in (1.0, *ZOOMS):
+            mine_zoomed = mine_pictures if zoom == 1.0 else zoomed(mine_pictures, zoom)
+            for side in sizes(pixels.shape[1]):
+                theirs = unit(theirs_pictures, side)
+                value = np.einsum("rd,rcd->rc", unit(mine_zoomed, side), theirs[position])
+                found[rows] = np.maximum(found[rows], np.where(block >= 0, value, -np.inf))
+    return symmetric(table, found)
+
+
+def symmetric(table: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Each pair listed both ways (b among a's candidates and a among b's) gets the higher of its two values."""
+    n, width = table.shape
+    rows = np.repeat(np.arange(n), width)
+    cols = table.ravel()
+    listed = np.flatnonzero(cols >= 0)
+    key = rows[listed] * n + cols[listed]
+    order = np.argsort(key)
+    where = np.clip(np.searchsorted(key[order], cols[listed] * n + rows[listed]), 0, max(0, len(key) - 1))
+    flat = value.ravel().copy()
+    if len(key):
+        both = key[order][where] == cols[listed] * n + rows[listed]
+        other = flat[listed][order][where]
+        flat[listed[both]] = np.maximum(flat[listed[both]], other[both])
+    return flat.reshape(value.shape)
 
 
 def star_groups(a: np.ndarray, b: np.ndarray) -> list[list[int]]:

@@ -92,5 +92,11 @@ def test_candidates_drop_repeats_and_self():
 
 def test_a_flat_image_matches_nothing():
     flat = np.full((3, 32, 32, 3), 128, np.uint8)
-    assert np.all(nd.grey_vectors(flat, np.arange(3), 32) == 0)
+    assert np.all(nd.unit(nd.grey(flat, np.arange(3)), 32) == 0)
     assert nd.find([np.array([[1, 2], [0, 2], [0, 1]])], flat)["groups"] == []
+
+
+def test_a_pair_listed_both_ways_takes_the_better_value():
+    table = np.array([[1, -1], [0, 2], [-1, -1]])
+    value = np.array([[0.5, -np.inf], [0.75, 0.25], [-np.inf, -np.inf]], np.float32)
+    assert nd.symmetric(table, value).tolist() == [[0.75, -np.inf], [0.75, 0.25], [-np.inf, -np.inf]]
