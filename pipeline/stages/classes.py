@@ -11,6 +11,8 @@ without them it does not run and the deck says why.
   shown with its closest cross-class pairs of images.
 - Likely label errors: cleanlab's ``find_label_issues`` on out-of-fold k-NN class probabilities (the
   ``findings.label_k`` nearest neighbours outside each image's fold), ranked, with the suggested label.
+Each class's image count goes beside its figures; classes under ``baselines.SMALLEST_JUDGED`` images are
+listed as too small to judge.
 Outputs: ``report`` (every figure above), ``label_issues`` (CSV), figures ``confusion``, ``pairs``, ``issues``.
 """
 

@@ -1,8 +1,9 @@
 """Stage ``findings``: what is wrong with the collection, what it is made of, and what the run found, in words.
 
-Inputs: ``ingest`` (files, labels, hashes), ``extract`` (thumbnails), ``neighbours`` (the embedding graph),
-``clusters`` (assignments at the chosen and the elbow's k, and the features they were made in),
-``retrieval`` and ``classes`` (when there are labels). Params: ``findings``. Nothing is searched here.
+Inputs: ``ingest`` (files, labels, hashes), ``extract`` (thumbnails, the small pixel copies), ``neighbours``
+(the embedding and raw-pixel graphs), ``clusters`` (assignments at the chosen and the elbow's k, and the
+features they were made in), ``retrieval`` and ``classes`` (when there are labels). Params: ``findings``.
+Nothing is searched here.
 - Near-duplicates: one picture, edited (``pipeline.near_duplicates``): among each image's neighbours in the
   embedding and raw-pixel graphs, the pairs whose grey pixels correlate at ``duplicate_floor`` or more and
   stand out from the image's ordinary neighbours (``duplicate_ratio``), grouped as stars (no chaining);
