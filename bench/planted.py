@@ -34,8 +34,9 @@ def edit(image: np.ndarray, kind: str) -> tuple[np.ndarray, str]:
         return cv2.convertScaleAbs(image, alpha=0.8, beta=20), ".png"
     if kind == "jpeg":
         return image, ".jpg"  # written at quality 70
-    if kind == "resize":
-        return cv2.resize(image, (max(1, round(w * 0.9)), max(1, round(h * 0.9))), interpolation=cv2.INTER_AREA), ".jpg"
+    if kind in ("resize", "resize+jpeg"):
+        small = cv2.resize(image, (max(1, round(w * 0.9)), max(1, round(h * 0.9))), interpolation=cv2.INTER_AREA)
+        return small, ".jpg" if kind == "resize+jpeg" else ".png"
     if kind == "crop":  # about 4 % off each side
         dy, dx = max(1, round(h * 0.04)), max(1, round(w * 0.04))
         return image[dy:h - dy, dx:w - dx], ".png"
@@ -81,8 +82,8 @@ def plant(root: Path, truth: Truth, rng: np.random.Generator, copies: int, misla
         truth.foreign.append(rel(target, root))
         if n < photo_copies:  # a photo resized to 0.9 and re-encoded as JPEG 70
             copy = target.with_name(f"copy_resize_{target.stem}.jpg")
-            write(copy, edit(cv2.imread(str(target)), "resize")[0])
-            truth.copies.append((rel(target, root), rel(copy, root), "photo resize"))
+            write(copy, edit(cv2.imread(str(target)), "resize+jpeg")[0])
+            truth.copies.append((rel(target, root), rel(copy, root), "photo resize+jpeg"))
 
 
 def rel(path: Path, root: Path) -> str:
