@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+FLAT = 1.0  # a picture whose grey levels vary less than this (std, of 255) has nothing to compare
 BLOCK = 4096  # images whose candidate correlations are computed at a time (memory stays bounded)
 
 
@@ -57,7 +58,8 @@ def grey(pixels: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 def unit(pictures: np.ndarray, side: int) -> np.ndarray:
     """Grey pictures at ``side`` px (area-averaged by whole factors), as rows with zero mean and unit length;
-    a flat picture (no contrast) is all zeros and so matches nothing."""
+    a flat picture is all zeros and so matches nothing: the black corners of a retina scan (grey-level std
+    0.05-0.12) otherwise correlate through their faint noise."""
     factor = pictures.shape[1] // side
     if factor > 1:
         n = len(pictures)
@@ -65,7 +67,8 @@ def unit(pictures: np.ndarray, side: int) -> np.ndarray:
     flat = pictures.reshape(len(pictures), -1)
     flat = flat - flat.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(flat, axis=1, keepdims=True)
-    return np.divide(flat, norm, out=np.zeros_like(flat), where=norm > 1e-3)
+    varied = norm >= FLAT * np.sqrt(flat.shape[1])  # std of its grey levels >= FLAT
+    return np.divide(flat, norm, out=np.zeros_like(flat), where=varied)
 
 
 def zoomed(pictures: np.ndarray, zoom: float) -> np.ndarray:
