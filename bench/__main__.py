@@ -2,7 +2,8 @@
 
 Parts: extract, scale (the 70k run, beside a reference commit's), maps (needs the 70k run's embeddings), report
 and place (both on the 70k run's output folder, or the one ``--run`` names), deck, ray (the Ray engine against the
-local one), compare (what `make compare` adds to the demo deck), million (synthetic points made from the 70k run
+local one), compare (what `make compare` adds to the demo deck), acceptance (the findings' precision and recall
+on real sets with planted problems: Fashion-MNIST, 8x8 digits, photo tiles), million (synthetic points made from the 70k run
 through every analysis stage; not in the default set: hours on 2 cores). A part run again replaces its own
 figures and keeps the others', so parts can be rerun alone.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import click
 
-PARTS = ("extract", "scale", "maps", "report", "place", "deck", "ray", "compare", "million")
+PARTS = ("extract", "scale", "maps", "report", "place", "deck", "ray", "compare", "acceptance", "million")
 DEFAULT_PARTS = PARTS[:-1]
 
 
@@ -51,7 +52,8 @@ DEFAULT_PARTS = PARTS[:-1]
 def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, sizes: str, reps: int,
          run_dir: Path | None, fresh_clone: bool, million_source: Path | None, million_n: int,
          million_baseline: int, million_keep: bool, million_stages: str) -> None:
-    from . import common, compare, deck, extraction, maps, million, place, ray_overhead, report, scale, table, targets
+    from . import (acceptance, common, compare, deck, extraction, maps, million, place, ray_overhead, report, scale, table,
+                   targets)
 
     logging.basicConfig(level=logging.WARNING)
     wanted = [p.strip() for p in parts.split(",") if p.strip()]
@@ -89,6 +91,8 @@ def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, s
             results[part] = ray_overhead.run(ray_set.resolve(), (out / "ray-run").resolve())
         elif part == "compare":
             results[part] = compare.run((out / "compare-run").resolve())
+        elif part == "acceptance":
+            results[part] = acceptance.run((out / "acceptance").resolve())
         elif part == "million":  # the scale part's stage times are its baseline only when it is its source
             source = (million_source or scale_out).resolve()
             results[part] = million.run(source, out.resolve(), million_n,

@@ -185,13 +185,19 @@ def million_lines(million: dict) -> list[str]:
     return out
 
 
+def acceptance_lines(results: dict) -> list[str]:
+    from .acceptance import lines
+
+    return lines(results)
+
+
 def render(results: dict, targets: list[dict]) -> str:
     m = results["machine"]
     lines = [f"## embdeck bench — {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
              + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"), ""]
     for part, fn in (("extract", extraction_lines), ("maps", maps_lines), ("scale", scale_lines), ("report", report_lines),
                      ("place", place_lines), ("deck", deck_lines), ("ray", ray_lines), ("compare", compare_lines),
-                     ("million", million_lines)):
+                     ("acceptance", acceptance_lines), ("million", million_lines)):
         if part in results:
             lines += fn(results[part])
     lines += ["### Targets", ""]
