@@ -9,7 +9,8 @@ run's graphs (nothing is searched here, so it scales with the graph, not with N 
 
 1. Candidates: each image's neighbours in the embedding graph and in the raw-pixel graph.
 2. The pixels agree: the two small copies kept by extraction, in grey with their mean and contrast removed (so
-   brightness and contrast edits do not count), correlate at ``floor`` or more, as kept, halved, or with one
+   brightness and contrast edits do not count), correlate at ``floor`` or more, and above the set's median
+   nearest-neighbour correlation (a cut inside the bulk of the set's similarities calls nothing), as kept, halved, or with one
    side's centre zoomed by 4, 8 or 12 % (a light centred crop; a resize moves edges by a pixel and halving
    forgives that, not another shape).
 3. The pair stands out from the image's ordinary neighbours (a local ratio test, as in Lowe's matching of
@@ -174,7 +175,7 @@ def find(graphs: list[np.ndarray], pixels: np.ndarray, rule: Rule = Rule()) -> d
     other, value = table[rows, cols], corr[rows, cols]
     keep = rows < other  # each pair once (the correlation is symmetric)
     rows, other, value = rows[keep], other[keep], value[keep]
-    close = value >= rule.floor
+    close = (value >= rule.floor) & (value > 1.0 - typical)  # never inside the bulk: above the median nearest
     stands_out = (1.0 - value) <= rule.ratio * np.minimum(scale[rows], scale[other])
     copy = close & stands_out
     groups = star_groups(rows[copy], other[copy])
@@ -184,6 +185,7 @@ def find(graphs: list[np.ndarray], pixels: np.ndarray, rule: Rule = Rule()) -> d
                         if x not in grouped and y not in grouped)[::-1]
     return {"groups": groups, "lookalikes": [(x, y, round(v, 4)) for v, x, y in lookalikes],
             "median_ordinary": round(float(np.median(ordinary)), 4), "median_nearest": round(1.0 - typical, 4),
+            "lowest_copy": round(float(value[copy].min()), 4) if copy.any() else None,
             "pairs": int(len(value)),
             "below_floor": int((~close).sum()), "not_standing_out": int((close & ~stands_out).sum()),
             "rule": rule.text()}

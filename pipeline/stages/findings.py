@@ -82,7 +82,7 @@ def duplicates_part(ctx: StageContext, manifest, thumbs, graphs, pixels) -> dict
             "byte_groups": len(exact), "byte_images": sum(map(len, exact)),
             "lookalikes": len(found["lookalikes"]), "median_ordinary": found["median_ordinary"],
             "median_nearest": found["median_nearest"],
-            "typical_cut": round(1 - found["rule"]["ratio"] * (1 - found["median_nearest"]), 4),
+            "lowest_copy": found["lowest_copy"],
             "pairs": found["pairs"], "below_floor": found["below_floor"], "not_standing_out": found["not_standing_out"],
             "largest": [[manifest[i]["path"] for i in group] for group in shown],
             "lookalikes_shown": [[manifest[a]["path"], manifest[b]["path"], c] for a, b, c in lookalikes[:GROUPS_SHOWN]]}
