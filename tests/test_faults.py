@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
@@ -20,6 +21,7 @@ def embeddings(out):
     return np.load(found[0])
 
 
+@pytest.mark.full
 def test_a_run_killed_during_extraction_is_redone_the_same(tmp_path, small_set):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     args = ["run", "--images", str(small_set), "--only", "extract", "--set", "extract.batch_size=4"]
@@ -51,6 +53,7 @@ def test_an_unwritable_output_folder_is_a_one_line_error(tmp_path, small_set):
     assert "not writable" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.full
 def test_a_full_disk_is_a_one_line_error_and_keeps_finished_stages(tmp_path, small_set, monkeypatch):
     out = tmp_path / "out"
     ok = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(out), "--only", "ingest"])

@@ -4,15 +4,20 @@ record names what shaped them."""
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
+from helpers import quick_settings
 from pipeline.cli import main
+
+pytestmark = pytest.mark.full  # whole decks and runs: the full suite
 
 
 def test_two_clean_runs_give_identical_numbers(tmp_path, small_set):
     outputs = []
     for name in ("first", "second"):
-        result = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(tmp_path / name)])
+        result = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(tmp_path / name),
+                                           *quick_settings()])
         assert result.exit_code == 0, result.output
         arrays = {str(p.relative_to(tmp_path / name)).split("/")[1] + "/" + p.name: np.load(p)
                   for p in sorted((tmp_path / name).glob("cache/*/*/*.npy"))}
