@@ -12,7 +12,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import write_fashion_folder  # noqa: E402
+from helpers import copy_of_run, write_fashion_folder  # noqa: E402
 from pipeline import demo  # noqa: E402
 
 
@@ -81,15 +81,8 @@ def quick_run(tmp_path_factory):
 
 @pytest.fixture
 def copy_run(tmp_path):
-    """A copy of a finished run's output folder, for a test that runs it again or changes it."""
-    import shutil
-
-    def copy(out: Path) -> Path:
-        target = tmp_path / "copy"
-        shutil.copytree(out, target, symlinks=True)
-        return target
-
-    return copy
+    """A copy of a finished run (``copy_of_run``), for a test that runs it again or changes it."""
+    return lambda out: copy_of_run(out, tmp_path / "copy")
 
 
 @pytest.fixture(scope="session")

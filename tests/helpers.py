@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -65,6 +66,18 @@ def map_payload(path: Path, name: str) -> dict:
     """A map data file's payload, as web/map-core.js receives it."""
     text = path.read_text(encoding="ascii")
     return json.loads(re.fullmatch(r'EmbdeckMap\.receive\("%s", (.*)\);\n' % name, text, re.S).group(1))
+
+
+def copy_of_run(out: Path, target: Path) -> Path:
+    """A finished run's output folder copied to ``target``, its record naming the copy's own cache entries (a
+    record holds absolute paths), so that the copy can be rerun, placed onto or changed alone."""
+    shutil.copytree(out, target, symlinks=True)
+    for name in ("run.json", "embdeck.lock.json"):
+        path = target / name
+        if path.is_file():
+            path.write_text(path.read_text().replace(json.dumps(str(out.resolve()))[1:-1],
+                                                     json.dumps(str(target.resolve()))[1:-1]))
+    return target
 
 
 def folder_digest(folder: Path) -> str:

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import HOSTILE, ROOT, cli, invoke, map_payload, record
+from helpers import HOSTILE, ROOT, cli, copy_of_run, invoke, map_payload, record
 from pipeline import demo
 from pipeline.registry import stage_output
 
@@ -22,11 +22,8 @@ def placed(run_dirs, fashion, tmp_path_factory):
     """Six new files placed on a copy of the run (the shared run stays as made): three Fashion-MNIST images it
     never saw, a copy of one of its own, a photo, and a broken file with a hostile name (skipped). Returns (the
     copy's output folder, the new images' folder, the CLI's output, its CSV rows, the copied image's name)."""
-    import shutil
-
     original, _, _ = run_dirs
-    out = tmp_path_factory.mktemp("placed-run") / "out"
-    shutil.copytree(original, out)
+    out = copy_of_run(original, tmp_path_factory.mktemp("placed-run") / "out")
     folder = tmp_path_factory.mktemp("new-images")
     images, labels = fashion
     seen = {p.name for p in (original.parent / "images").rglob("*.png")}

@@ -1,8 +1,9 @@
-"""The t-SNE stage's choices: the gradient method by N, and openTSNE built against FFTW by make install."""
+"""t-SNE as embdeck fits it (pipeline/tsne_fit.py): the gradient method by N, and openTSNE built against FFTW by
+`make install`."""
 
 import pytest
 
-from pipeline.stages import tsne
+from pipeline import tsne_fit as tsne
 
 
 def test_tsne_method_by_n():
