@@ -10,33 +10,22 @@ themselves in fresh processes).
 """
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from markupsafe import escape
 
 from hub_server import DINO_REPO, RANDOM_NOTE, StandInHub, point_client_at, random_weights
 from pipeline import comparison
 from pipeline.artifacts import StageError
-from pipeline.cli import main
 from pipeline.config import load_config
 from report.render import escape_deck
-from helpers import QUICK, ROOT, write_fashion_folder
+from helpers import QUICK, build_deck, cli, invoke, record, write_fashion_folder
 
 FIRST = "bundled"
 SECOND = "bundled,pixels,vit_small_patch16_224:random"
-
-
-def deck(*args: str) -> dict:
-    """``embdeck deck ARGS`` in this process; the run record."""
-    result = CliRunner().invoke(main, ["deck", *args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +42,13 @@ def runs(tmp_path_factory, fashion):
     try:
         with pytest.MonkeyPatch.context() as patch:
             point_client_at(patch, hub.url, base / "hf")
-            deck(*opts, "--compare", FIRST)
-            first = json.loads((out / "run.json").read_text())
+            invoke("deck", *opts, "--compare", FIRST)
+            first = record(out)
             point_client_at(patch, hub.url, base / "hf", offline=True)
-            deck(*opts, "--compare", SECOND)
+            invoke("deck", *opts, "--compare", SECOND)
     finally:
         hub.stop()
-    return {"first": first, "second": json.loads((out / "run.json").read_text()), "out": out, "slides": slides,
+    return {"first": first, "second": record(out), "out": out, "slides": slides,
             "deck": (slides / "slides.md").read_text(), "report": (out / "report" / "index.html").read_text(),
             "hub_requests": list(hub.requests)}
 
@@ -166,16 +155,8 @@ def test_the_comparison_slide_shows_the_run_s_numbers_and_names(runs):
 
 @pytest.mark.full
 def test_slidev_builds_the_vit_deck_with_its_comparison(runs, tmp_path):
-    proc = subprocess.run(["npx", "--no-install", "slidev", "build", str(runs["slides"] / "slides.md"), "--out",
-                           str(tmp_path / "dist")], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "JITI_FS_CACHE": "false"})
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert {"compare_maps.png", "compare_patches.png", "patch_maps.png"} <= {
-        p.name for p in (tmp_path / "dist" / "figures").glob("*.png")}
-
-
-def cli(*args):
-    return CliRunner().invoke(main, list(args))
+    dist = build_deck(runs["slides"], tmp_path / "dist")
+    assert {"compare_maps.png", "compare_patches.png", "patch_maps.png"} <= {p.name for p in (dist / "figures").glob("*.png")}
 
 
 def test_an_unknown_model_in_the_list_is_a_one_line_error_before_any_work(tmp_path, small_set):

@@ -1,7 +1,6 @@
 """Faults tried for real: a pipeline run killed mid-stage, an unwritable output folder, a full disk."""
 
 import errno
-import json
 import os
 import signal
 import subprocess
@@ -10,9 +9,8 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import main
+from helpers import cli, record
 
 
 def embeddings(out):
@@ -37,10 +35,10 @@ def test_a_run_killed_during_extraction_is_redone_the_same(tmp_path, small_set):
     assert not list(killed.glob("cache/extract/*/meta.json")), "nothing finished, nothing to trust"
 
     for out in (killed, clean):
-        result = CliRunner().invoke(main, [*args, "--out", str(out)], catch_exceptions=False)
+        result = cli(*args, "--out", str(out))
         assert result.exit_code == 0, result.output
-    record = json.loads((killed / "run.json").read_text())
-    assert record["stages"]["extract"]["state"] == "ran"
+    rec = record(killed)
+    assert rec["stages"]["extract"]["state"] == "ran"
     assert np.array_equal(embeddings(killed), embeddings(clean))
     assert not list(killed.glob("cache/*/.tmp-*"))
 
@@ -48,7 +46,7 @@ def test_a_run_killed_during_extraction_is_redone_the_same(tmp_path, small_set):
 def test_an_unwritable_output_folder_is_a_one_line_error(tmp_path, small_set):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
-    result = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(blocker / "out")])
+    result = cli("run", "--images", str(small_set), "--out", str(blocker / "out"))
     assert result.exit_code == 2
     assert "not writable" in result.output and "Traceback" not in result.output
 
@@ -56,7 +54,7 @@ def test_an_unwritable_output_folder_is_a_one_line_error(tmp_path, small_set):
 @pytest.mark.full
 def test_a_full_disk_is_a_one_line_error_and_keeps_finished_stages(tmp_path, small_set, monkeypatch):
     out = tmp_path / "out"
-    ok = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(out), "--only", "ingest"])
+    ok = cli("run", "--images", str(small_set), "--out", str(out), "--only", "ingest")
     assert ok.exit_code == 0, ok.output
     kept = sorted(p.read_bytes() for p in out.glob("cache/ingest/*/*"))
 
@@ -66,7 +64,7 @@ def test_a_full_disk_is_a_one_line_error_and_keeps_finished_stages(tmp_path, sma
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(runner, "write_json", full)
-    result = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(out), "--only", "extract"])
+    result = cli("run", "--images", str(small_set), "--out", str(out), "--only", "extract")
     assert result.exit_code == 2 and "No space left on device" in result.output
     assert sorted(p.read_bytes() for p in out.glob("cache/ingest/*/*")) == kept, "finished stages untouched"
     assert not list(out.glob("cache/extract/*/meta.json")) and not list(out.glob("cache/*/.tmp-*"))
