@@ -2,6 +2,7 @@
 refuses before any work."""
 
 import numpy as np
+import pytest
 
 from helpers import cli, invoke, one_line_error, record, stage_dirs
 from pipeline import demo
@@ -47,6 +48,7 @@ def test_fashion_mnist_writes_every_image_of_both_splits_and_refuses_a_full_fold
     assert result.exit_code != 0 and "is not empty; give a new folder" in result.output
 
 
+@pytest.mark.xdist_group("quick")  # reads the quick deck: on its worker under pytest-xdist
 def test_force_reruns_only_the_stage_named(quick_run, copy_run):
     out = copy_run(quick_run["out"])
     opts = [*quick_run["opts"][2:], "--out", str(out)]

@@ -27,6 +27,9 @@ from helpers import QUICK, build_deck, cli, invoke, record, write_fashion_folder
 FIRST = "bundled"
 SECOND = "bundled,pixels,vit_small_patch16_224:random"
 
+# With pytest-xdist (--dist loadgroup), the tests of one shared run stay on one worker.
+pytestmark = pytest.mark.xdist_group("compare")
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, fashion):

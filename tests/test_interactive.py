@@ -14,7 +14,7 @@ from helpers import HOSTILE, ROOT, cli, copy_of_run, invoke, map_payload, record
 from pipeline import demo
 from pipeline.registry import stage_output
 
-pytestmark = pytest.mark.full
+pytestmark = [pytest.mark.full, pytest.mark.xdist_group("e2e")]
 
 
 @pytest.fixture(scope="session")

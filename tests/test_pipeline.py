@@ -17,7 +17,7 @@ import pytest
 from helpers import HOSTILE, QUICK, ROOT, build_deck, invoke, map_payload, quick_settings, record, stage_dirs
 
 
-pytestmark = pytest.mark.full
+pytestmark = [pytest.mark.full, pytest.mark.xdist_group("e2e")]
 
 
 def test_deck_numbers_come_from_the_run(run_dirs):

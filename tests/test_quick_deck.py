@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from helpers import ROOT, invoke, map_payload, record, stage_dirs
+
+# With pytest-xdist (--dist loadgroup), the tests of one shared run stay on one worker.
+pytestmark = pytest.mark.xdist_group("quick")
 
 
 def every_json(folder: Path):

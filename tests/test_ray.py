@@ -22,6 +22,9 @@ FLOAT_OUTPUTS = ("embeddings", "patch_mean", "patch_tokens")
 EXACT_OUTPUTS = ("pixels", "thumbs", "patch_pixels")
 BATCH = 8  # small batches: many of them, so a worker can be killed with work still to do
 
+# With pytest-xdist (--dist loadgroup), the tests of one shared run stay on one worker.
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 @pytest.fixture(scope="module")
 def cluster():
