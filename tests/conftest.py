@@ -53,12 +53,11 @@ def coffee() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory, fashion):
     """The default suite's one deck: the demo set at 4 images a class (40, plus its photos for the patch maps),
     every stage with quick settings, then new images placed on it. Tests read it and never run it again: a test
     that reruns or changes a run works on a copy (``copy_run``)."""
     from helpers import invoke, quick_settings, record
-    from pipeline import demo
 
     base = tmp_path_factory.mktemp("quick")
     out, slides, data = base / "out", base / "slides", base / "demo"
@@ -66,7 +65,7 @@ def quick_run(tmp_path_factory):
             *quick_settings()]
     invoke("deck", *opts)
     new = base / "new"
-    images, labels = demo.read_idx("t10k-images-idx3-ubyte"), demo.read_idx("t10k-labels-idx1-ubyte")
+    images, labels = fashion
     seen = {p.name for p in (data / "fashion-mnist").rglob("*.png")}
     unseen = np.array([i for i in range(len(labels)) if f"test_{i:05d}.png" not in seen][:3])
     demo.write_images(new, images, labels, unseen, prefix="new_")

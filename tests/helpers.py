@@ -49,12 +49,17 @@ def one_line_error(result: Result) -> str:
     return lines[0]
 
 
-def record(out: Path) -> dict:
-    """A run's record (run.json), read as a strict JSON parser would: NaN and Infinity are refused."""
+def strict_json(path: Path):
+    """A JSON file read as a strict parser would: NaN and Infinity are refused, naming the file."""
     def refuse(constant):
-        raise ValueError(f"run.json holds {constant}, which strict JSON parsers reject")
+        raise ValueError(f"{path} holds {constant}, which strict JSON parsers reject")
 
-    return json.loads((Path(out) / "run.json").read_text(), parse_constant=refuse)
+    return json.loads(Path(path).read_text(), parse_constant=refuse)
+
+
+def record(out: Path) -> dict:
+    """A run's record (run.json), read strictly."""
+    return strict_json(Path(out) / "run.json")
 
 
 def stage_dirs(out: Path) -> dict[str, Path]:
