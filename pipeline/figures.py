@@ -10,7 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .palette import colour_map  # noqa: E402
+
 DPI = 150
+LEGEND_MAX = 60  # classes a map's legend lists; beyond, the points keep their colours and the legend is left off
 plt.rcParams.update({
     "figure.dpi": DPI, "savefig.dpi": DPI, "font.size": 10, "axes.spines.top": False,
     "axes.spines.right": False, "axes.titleweight": "bold", "svg.hashsalt": "embdeck",
@@ -32,14 +35,16 @@ def scatter_by_label(coords: np.ndarray, labels: list[str], title: str, path: Pa
     """
     fig, ax = plt.subplots(figsize=(8, 5.6))
     size = max(2.0, min(14.0, 12000.0 / max(len(coords), 1)))
-    names = sorted(set(labels))
-    if len(names) > 1 and len(names) <= 20:
-        cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-        for i, name in enumerate(names):
-            mask = np.array([label == name for label in labels])
-            ax.scatter(coords[mask, 0], coords[mask, 1], s=size, color=cmap(i), label=name, alpha=0.8,
+    names, colours = label_colours(labels)
+    if len(names) > 1:
+        label_array = np.asarray(labels)
+        for name in names:
+            mask = label_array == name
+            ax.scatter(coords[mask, 0], coords[mask, 1], s=size, color=colours[name], label=name, alpha=0.8,
                        linewidths=0)
-        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, markerscale=max(1.0, 8 / size))
+        if len(names) <= LEGEND_MAX:
+            ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, markerscale=max(1.0, 8 / size),
+                      ncol=-(-len(names) // 20), fontsize=9 if len(names) <= 20 else 7)
     else:
         ax.scatter(coords[:, 0], coords[:, 1], s=size, color="#3b6ea5", alpha=0.8, linewidths=0)
     if highlight is not None and highlight.any():
@@ -190,10 +195,9 @@ def typical_images(assignment: np.ndarray, features: np.ndarray, thumbs: np.ndar
 
 
 def label_colours(labels: list[str]) -> tuple[list[str], dict]:
-    """The classes in order and a colour for each: the same classes get the same colours in every panel."""
-    names = sorted(set(labels))
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    return names, {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+    """The classes in order and a colour for each (``palette``): the same class, the same colour, everywhere."""
+    colours = colour_map(labels)
+    return list(colours), colours
 
 
 def map_panels(panels: list[tuple[str, np.ndarray]], labels: list[str], title: str, path: Path) -> None:
@@ -202,7 +206,7 @@ def map_panels(panels: list[tuple[str, np.ndarray]], labels: list[str], title: s
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.7 * rows), squeeze=False)
     names, colours = label_colours(labels)
-    labelled = 1 < len(names) <= 20
+    labelled = 1 < len(names)
     label_array = np.asarray(labels)
     for ax in axes.flat:
         ax.axis("off")
@@ -216,7 +220,7 @@ def map_panels(panels: list[tuple[str, np.ndarray]], labels: list[str], title: s
         else:
             ax.scatter(coords[:, 0], coords[:, 1], s=size, color="#3b6ea5", alpha=0.8, linewidths=0)
         ax.set_title(caption, fontsize=9)
-    if labelled:
+    if 1 < len(names) <= LEGEND_MAX:
         handles, legend_names = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, legend_names, loc="lower center", ncol=min(10, len(names)), frameon=False,
                    markerscale=3, fontsize=8, bbox_to_anchor=(0.5, -0.02))

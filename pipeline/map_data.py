@@ -198,12 +198,14 @@ def neighbour_blocks(order: np.ndarray, idx: np.ndarray, similarity: np.ndarray,
 
 
 def palettes(label_count: int) -> dict:
-    """Colours as the static figures use them (matplotlib's tab10 / tab20, viridis), for the same look."""
+    """Colours as the static figures use them: the classes' from ``palette`` (one distinct colour per class),
+    matplotlib's tab20 for clusters and viridis for outlier scores."""
     import matplotlib
+
+    from .palette import class_colours
 
     def hexes(name: str, count: int) -> list[str]:
         cmap = matplotlib.colormaps[name]
         return [matplotlib.colors.to_hex(cmap(i / max(count - 1, 1) if cmap.N > 32 else i)) for i in range(count)]
 
-    return {"label": hexes("tab10" if label_count <= 10 else "tab20", 10 if label_count <= 10 else 20),
-            "cluster": hexes("tab20", 20), "outlier": hexes("viridis", 64)}
+    return {"label": class_colours(max(label_count, 1)), "cluster": hexes("tab20", 20), "outlier": hexes("viridis", 64)}
