@@ -21,9 +21,23 @@ plt.rcParams.update({
 })
 
 
+def smallest_text_pt(fig) -> float | None:
+    """The smallest font size (pt) of any text the figure shows: what a slide that shrinks it must keep legible."""
+    from matplotlib.text import Text
+
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()
+             and (t.axes is None or t.axes.axison or t not in t.axes.get_xticklabels() + t.axes.get_yticklabels())]
+    return min(sizes, default=None)
+
+
 def save(fig, path: Path) -> None:
-    # Fixed metadata so the same numbers give byte-identical files.
-    fig.savefig(path, bbox_inches="tight", metadata={"Software": None})
+    # Fixed metadata so the same numbers give byte-identical files; a PNG also records its smallest text in its
+    # own pixels, which the render check turns into a size on the slide (tests/browser/deck_judge.py).
+    metadata = {"Software": None}
+    smallest = smallest_text_pt(fig)
+    if Path(path).suffix == ".png" and smallest:
+        metadata["embdeck smallest text px"] = f"{smallest * DPI / 72:.1f}"
+    fig.savefig(path, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
 
 
@@ -85,16 +99,18 @@ def thumbnail(path: Path, size: int) -> np.ndarray:
 
 
 def image_grid(tiles: list[np.ndarray], captions: list[str], title: str, path: Path, columns: int,
-               cell: float = 1.1) -> None:
-    """Tiles in a grid with a short caption under each (all tiles, none dropped)."""
+               cell: float = 1.1, text_pt: float = 9) -> None:
+    """Tiles in a grid with a short caption under each (all tiles, none dropped); ``text_pt``: the captions'
+    size, for a grid that a slide shrinks a lot (the title is never smaller)."""
     rows = max(1, -(-len(tiles) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * cell, rows * (cell + 0.25)), squeeze=False)
+    band = max(0.25, text_pt / 72 * 1.5)  # room for one caption line above each tile
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * cell, rows * (cell + band)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, tile, caption in zip(axes.flat, tiles, captions):
         ax.imshow(tile, interpolation="nearest")
-        ax.set_title(caption, fontsize=7, pad=2)
-    fig.suptitle(title, fontweight="bold")
+        ax.set_title(caption, fontsize=text_pt, pad=2)
+    fig.suptitle(title, fontweight="bold", fontsize=max(12, text_pt + 1))
     save(fig, path)
 
 
