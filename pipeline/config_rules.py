@@ -121,6 +121,8 @@ CROSS_RULES = (
               "runs on an NVIDIA GPU: it needs device = cuda or auto, not {1!r}"),
     CrossRule(("extract.workers", "extract.engine"), lambda workers, engine: workers == 0 or engine == "ray",
               "is the number of Ray model actors: it needs extract.engine = ray, not {1!r} (or workers = 0)"),
+    CrossRule(("backbone.weights", "backbone.model"), lambda weights, model: not weights or model != "bundled",
+              "would be ignored: backbone.model = {1!r} ships its own weights (name a timm model, or auto)"),
 )
 
 

@@ -17,9 +17,11 @@ BROKEN = [
     (["tsne.engine=cuml", "device=cpu"], "tsne.engine = 'cuml' runs on an NVIDIA GPU: it needs device = cuda or auto, not 'cpu'"),
     (["umap.engine=cuml", "device=mps"], "umap.engine = 'cuml' runs on an NVIDIA GPU: it needs device = cuda or auto, not 'mps'"),
     (["extract.workers=2"], "extract.workers = 2 is the number of Ray model actors: it needs extract.engine = ray, not 'local' (or workers = 0)"),
+    (["backbone.model=bundled", "backbone.weights=random"], "backbone.weights = 'random' would be ignored: backbone.model = 'bundled' ships its own weights (name a timm model, or auto)"),
 ]
 KEPT = [["clusters.k_max=0"], ["clusters.k_max=2"], ["clusters.k_min=5", "clusters.k_max=5"], ["tsne.engine=cuml"],
-        ["umap.engine=cuml", "device=cuda"], ["extract.engine=ray", "extract.workers=2"]]
+        ["umap.engine=cuml", "device=cuda"], ["extract.engine=ray", "extract.workers=2"],
+        ["backbone.model=bundled"], ["backbone.weights=random"]]
 
 
 @pytest.mark.parametrize("overrides, message", BROKEN)
@@ -38,6 +40,7 @@ def test_every_cross_rule_has_a_broken_case():
     named = {override.split("=")[0] for overrides, _ in BROKEN for override in overrides}
     for cross in CROSS_RULES:
         assert set(cross.keys) <= named | {"clusters.k_min", "extract.engine"}, cross.keys
+    assert len(BROKEN) >= len(CROSS_RULES) + 1
 
 
 def test_a_config_built_by_hand_is_checked_too():
