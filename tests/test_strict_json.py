@@ -55,7 +55,8 @@ def test_maps_of_identical_points_are_finite():
 
 @pytest.mark.full
 def test_every_json_of_a_run_on_identical_images_is_strict(tmp_path, fashion):
-    """Two class folders of one image, copied: every stage runs, and nothing it writes holds NaN."""
+    """Two class folders of one image, copied: every stage runs, nothing it writes holds NaN, and the deck and
+    report render without claiming a best score that is undefined."""
     import cv2
 
     image = fashion[0][0]
@@ -63,9 +64,10 @@ def test_every_json_of_a_run_on_identical_images_is_strict(tmp_path, fashion):
         (tmp_path / "images" / folder).mkdir(parents=True)
         for i in range(12):
             cv2.imwrite(str(tmp_path / "images" / folder / f"{i:02d}.png"), image)
-    out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--images", str(tmp_path / "images"),
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    out, slides = tmp_path / "out", tmp_path / "slides"
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "deck", "--images", str(tmp_path / "images"),
+                           "--out", str(out), "--set", f"slides={slides}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "invalid value encountered" not in done.stderr, done.stderr[-3000:]
     record = strict((out / "run.json").read_text())
@@ -77,3 +79,13 @@ def test_every_json_of_a_run_on_identical_images_is_strict(tmp_path, fashion):
         strict(path.read_text())
     for path in scripts:
         strict(re.fullmatch(r'EmbdeckMap\.receive\("[^"]*", (.*)\);\n', path.read_text(), re.S)[1])
+    deck = (slides / "slides.md").read_text()
+    assert "undefined at every k" in deck and "best silhouette" not in deck, "no best score where none is defined"
+    assert not re.search(r"\bnan\b", deck + (out / "report" / "index.html").read_text(), re.I)
+
+
+def test_the_chosen_k_claims_no_best_score_where_none_is_defined():
+    from pipeline.stages.clusters import choose_k
+
+    k, reason = choose_k([2, 3, 4], [float("nan")] * 3, [float("nan")] * 3, elbow=3)
+    assert k == 3 and "best" not in reason and "undefined at every k" in reason

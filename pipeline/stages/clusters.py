@@ -69,6 +69,9 @@ def kneedle(ks: list[int], sse: list[float]) -> int:
 
 
 def choose_k(ks: list[int], silhouette: list[float], davies_bouldin: list[float], elbow: int) -> tuple[int, str]:
+    if not np.isfinite(np.asarray(silhouette, float)).any():  # fewer than two clusters came out at every k
+        return elbow, (f"silhouette and Davies-Bouldin are undefined at every k (k-means found a single cluster: "
+                       f"the images are alike); k={elbow}, the elbow of the SSE curve")
     sil, db = np.nan_to_num(silhouette, nan=-1.0), np.nan_to_num(davies_bouldin, nan=np.inf)
     best_sil, best_db = ks[int(np.argmax(sil))], ks[int(np.argmin(db))]
     votes = {"elbow": elbow, "silhouette": best_sil, "Davies-Bouldin": best_db}
