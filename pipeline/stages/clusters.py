@@ -171,7 +171,7 @@ def run(ctx: StageContext) -> dict:
     figures.image_grid([figures.thumbnail(root / manifest[i]["path"], 64) for i in shown],
                        [labels[i][:12] for i in shown],
                        f"The largest cluster: #{largest}, {len(members)} images" + (" (48 most typical shown)" if len(members) > 48 else ""),
-                       ctx.output("largest"), columns=12)
+                       ctx.output("largest"), columns=12, text_pt=10)
     summary = {"ks": ks, "adjustment": note, "n_init": n_init, "pca_dims": int(x.shape[1]),
                "sweep_images": int(len(swept)), "sweep_sampled": len(swept) < len(cls),
                "silhouette_sampled": len(swept) > cfg.silhouette_sample, "silhouette_sample": cfg.silhouette_sample,
