@@ -17,7 +17,7 @@ NPX := npx --no-install
 DECK_BASE ?= /
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: deck compare test install install-system slides run status bench clean distclean check-render
+.PHONY: deck compare test test-full install install-system slides run status bench clean distclean check-render
 
 ## Install --------------------------------------------------------------------------------------------------
 # The Python packages and npm side by side: npm ci runs beside the wheel installs, not after them.
@@ -101,8 +101,17 @@ run: install
 status: $(VENV)/.installed
 	$(EMBDECK) status $(if $(IMAGES),--images "$(IMAGES)") $(ARGS)
 
+# The default suite, run after every change (about 4 min on 2 cores): the unit tests and one quick deck end to end
+# (pytest, with line coverage of pipeline/ and report/: the TOTAL line, at least 80 %), then web/'s own tests
+# under Node's test runner.
 test: install
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest --cov --cov-report=term --cov-fail-under=80 $(ARGS)
+	node --test tests/web/
+
+# The full suite: every test marked `full` (the 300-image run, Slidev builds, browsers and the PDF, the hub and Ray
+# in their own processes, killed runs, the comparison of backbones). CI runs it after `make test`.
+test-full: install
+	$(PY) -m pytest -m full --durations=25 $(ARGS)
 
 # Speed against named references, side by side (about 35 min on 2 cores); figures in out/bench/.
 # Parts alone: make bench ARGS="--parts extract" (extract, scale, maps, deck, ray). The million part (a million

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
@@ -31,8 +32,21 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def finite(data):
+    """``data`` with every NaN and infinity as None (null): strict JSON has no such numbers, and parsers that
+    keep to it (JSON.parse, jq, Go, Rust) refuse a file that holds one."""
+    if isinstance(data, (float, np.floating)):
+        return float(data) if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(value) for value in data]
+    return data
+
+
 def json_text(data) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    """Strict JSON: non-finite numbers become null, and ``allow_nan=False`` refuses any that slipped past."""
+    return json.dumps(finite(data), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
 
 
 def write_json(path: Path, data) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from .config import Config, ConfigError, load_config
+from .library_log import library_messages_to_log
 
 log = logging.getLogger("embdeck")
 
@@ -40,7 +41,8 @@ def common_options(func):
                        + [f"backbone.compare={compare}"] * bool(compare))
             cfg = load_config(config_file, [*overrides, *options])
             check_paths(cfg)
-            return func(cfg, **kwargs)
+            with library_messages_to_log(cfg.out):
+                return func(cfg, **kwargs)
 
     return wrapper
 

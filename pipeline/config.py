@@ -2,22 +2,23 @@
 
 A run's config is the defaults, then a TOML file (``--config``), then ``--set section.key=value``
 overrides, in that order. Each field's allowed values or range is declared beside it, as data
-(``rule(default, choices=...)`` / ``rule(default, low=..., high=...)``), and checked when the config is built;
-the config is frozen from then on. One top-level ``seed`` gives every section's seed that is not set itself.
-Each stage declares which sections it reads, so a change to one section only invalidates the stages that
-read it.
+(``rule(default, choices=...)`` / ``rule(default, low=..., high=...)``), and checked when the config is built,
+with the rules between fields (``config_rules.CROSS_RULES``); the config is frozen from then on. One top-level
+``seed`` gives every section's seed that is not set itself. Each stage declares which sections it reads, so a
+change to one section only invalidates the stages that read it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .artifacts import hash_json
-from .config_rules import ConfigError, broken_rule, coerce, diff_params, rule, to_plain  # noqa: F401 - diff_params: for the runner
+from .config_rules import ConfigError, broken_cross_rule, broken_rule, coerce, diff_params, rule, to_plain  # noqa: F401
 from .near_duplicates import Rule as DuplicateRule
 
 DUPLICATES = DuplicateRule()  # the near-duplicate call's thresholds, measured in pipeline/near_duplicates.py
@@ -338,6 +339,9 @@ def check_rules(cfg: Config) -> None:
             why = broken_rule(getattr(owner, f.name), f.metadata) if f.metadata else ""
             if why:
                 raise ConfigError(f"{prefix}{f.name} = {getattr(owner, f.name)!r} {why}")
+    why = broken_cross_rule(lambda dotted: functools.reduce(getattr, dotted.split("."), cfg))
+    if why:
+        raise ConfigError(why)
 
 
 def _field_types(cls) -> dict:

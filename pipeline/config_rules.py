@@ -93,3 +93,43 @@ def diff_params(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             changes.append(f"{prefix}{key} {a} -> {b}")
     return changes
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossRule:
+    """A rule between settings that may each be valid alone but contradict together (scikit-learn keeps these
+    apart from its per-parameter constraints too). ``holds`` takes the ``keys``' values in order; ``says``
+    completes "<first key> = <value> ..." and may name the others' values as ``{0}``, ``{1}``, ..."""
+
+    keys: tuple[str, ...]
+    holds: typing.Callable[..., bool]
+    says: str
+
+
+def _gpu_engine(engine: str, device: str) -> bool:
+    return engine != "cuml" or device in ("auto", "cuda")
+
+
+# Every pair of settings that can contradict each other, checked when the config is built (before any stage).
+# Checks that need the data (perplexity below the number of images, k_max below it) stay in the stages.
+CROSS_RULES = (
+    CrossRule(("clusters.k_max", "clusters.k_min"), lambda k_max, k_min: k_max == 0 or k_max >= k_min,
+              "must be 0 (scaled to the set) or at least clusters.k_min = {1}"),
+    CrossRule(("tsne.engine", "device"), _gpu_engine,
+              "runs on an NVIDIA GPU: it needs device = cuda or auto, not {1!r}"),
+    CrossRule(("umap.engine", "device"), _gpu_engine,
+              "runs on an NVIDIA GPU: it needs device = cuda or auto, not {1!r}"),
+    CrossRule(("extract.workers", "extract.engine"), lambda workers, engine: workers == 0 or engine == "ray",
+              "is the number of Ray model actors: it needs extract.engine = ray, not {1!r} (or workers = 0)"),
+    CrossRule(("backbone.weights", "backbone.model"), lambda weights, model: not weights or model != "bundled",
+              "would be ignored: backbone.model = {1!r} ships its own weights (name a timm model, or auto)"),
+)
+
+
+def broken_cross_rule(values: typing.Callable[[str], typing.Any], rules=CROSS_RULES) -> str:
+    """The first cross-field rule broken, as one line naming the settings, or "" (``values``: key -> value)."""
+    for cross in rules:
+        found = [values(key) for key in cross.keys]
+        if not cross.holds(*found):
+            return f"{cross.keys[0]} = {found[0]!r} " + cross.says.format(*found)
+    return ""

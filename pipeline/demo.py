@@ -134,7 +134,7 @@ def ensure_demo(cfg: "Config") -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     write_images(staging / "fashion-mnist", images, labels, indices, prefix="test_")
     build_photos(staging / "photos")
-    (staging / "demo.json").write_text(json.dumps(stamp, indent=2) + "\n")
+    (staging / "demo.json").write_text(json.dumps(stamp, indent=2, allow_nan=False) + "\n")
     if root.exists():
         if not stamp_path.is_file():
             shutil.rmtree(staging, ignore_errors=True)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifacts import finite
+
 FORMAT = 1
 SHEET_SIDE = 16  # tiles per sheet row and column: 256 thumbnails a sheet
 NEIGHBOUR_BLOCK = 4096  # points per neighbour file (fetched when a point in it is clicked)
@@ -41,7 +43,7 @@ def index_kind(top: int) -> str:
 
 def script(name: str, payload) -> str:
     """A data file: JSON inside one call (ASCII only, so no byte can end the script or break the page)."""
-    body = json.dumps(payload, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+    body = json.dumps(finite(payload), ensure_ascii=True, separators=(",", ":"), sort_keys=True, allow_nan=False)
     return f"EmbdeckMap.receive({json.dumps(name)}, {body});\n"
 
 
@@ -58,10 +60,14 @@ def spread_bits(values: np.ndarray) -> np.ndarray:
 
 
 def quantise(coords: np.ndarray) -> tuple[np.ndarray, list[float]]:
-    """(N, 2) coordinates as uint16 over their bounding box, and the box [x0, y0, x1, y1]."""
+    """(N, 2) coordinates as uint16 over their bounding box, and the box [x0, y0, x1, y1]. An axis without
+    a span (every point in one place) maps to 0; a NaN, which once came from the maps of identical images and
+    reached the uint16 cast, is refused by name."""
+    if not np.isfinite(coords).all():
+        raise ValueError(f"{int((~np.isfinite(coords)).any(axis=1).sum())} map coordinates are not finite numbers")
     low, high = coords.min(axis=0), coords.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    scaled = np.rint((coords - low) / span * 65535.0).astype(np.uint16)
+    span = high - low
+    scaled = np.rint((coords - low) / np.where(span > 0, span, 1.0) * 65535.0).astype(np.uint16)
     return scaled, [float(low[0]), float(low[1]), float(high[0]), float(high[1])]
 
 
@@ -192,12 +198,14 @@ def neighbour_blocks(order: np.ndarray, idx: np.ndarray, similarity: np.ndarray,
 
 
 def palettes(label_count: int) -> dict:
-    """Colours as the static figures use them (matplotlib's tab10 / tab20, viridis), for the same look."""
+    """Colours as the static figures use them: the classes' from ``palette`` (one distinct colour per class),
+    matplotlib's tab20 for clusters and viridis for outlier scores."""
     import matplotlib
+
+    from .palette import class_colours
 
     def hexes(name: str, count: int) -> list[str]:
         cmap = matplotlib.colormaps[name]
         return [matplotlib.colors.to_hex(cmap(i / max(count - 1, 1) if cmap.N > 32 else i)) for i in range(count)]
 
-    return {"label": hexes("tab10" if label_count <= 10 else "tab20", 10 if label_count <= 10 else 20),
-            "cluster": hexes("tab20", 20), "outlier": hexes("viridis", 64)}
+    return {"label": class_colours(max(label_count, 1)), "cluster": hexes("tab20", 20), "outlier": hexes("viridis", 64)}

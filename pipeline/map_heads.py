@@ -50,6 +50,14 @@ class MapHead(nn.Module):
         return self.net(projected) * self.scale
 
 
+def load_head(path, projection: tuple[int, int], hidden: int, layers: int) -> MapHead:
+    """A trained head from the weights file its training saved, in eval mode. Read with ``weights_only``: a
+    crafted file in the cache is refused, never unpickled."""
+    head = MapHead(np.zeros(projection, np.float32), np.zeros(projection[0], np.float32), hidden, layers)
+    head.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return head.eval()
+
+
 def umap_graph(knn_indices: np.ndarray, knn_dists: np.ndarray, n_neighbors: int, seed: int
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(heads, tails, weights) of umap-learn's fuzzy simplicial set, from k-NN arrays that list each point

@@ -17,6 +17,12 @@ from .neighbours import normalise
 BLOCK = 16_384  # rows per block: 16,384 x 1280 float64 is 168 MB (and its centred copy)
 
 
+def spread_out(x: np.ndarray, tol: float = 1e-6) -> bool:
+    """Whether the rows of ``x`` are not all in one place (a set of identical images is): a PCA start needs
+    a spread, and umap-learn and openTSNE divide by it, turning every coordinate into NaN when it is 0."""
+    return bool(len(x)) and float(np.ptp(x, axis=0).max()) >= tol
+
+
 def blocks(n: int, size: int = BLOCK):
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))

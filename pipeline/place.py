@@ -131,11 +131,11 @@ def placed_on_maps(maps: dict[str, tuple[np.ndarray, np.ndarray]], labels: list[
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
     from .figures import plt, save
+    from .palette import colour_map
 
     fig, axes = plt.subplots(1, len(maps), figsize=(7 * len(maps), 6), squeeze=False)
-    names = sorted(set(labels))
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    colours = [cmap(names.index(label) % cmap.N) if len(names) > 1 else "#9aa9bb" for label in labels]
+    names = colour_map(labels)
+    colours = [names[label] if len(names) > 1 else "#9aa9bb" for label in labels]
     picks = sorted({int(i) for i in np.linspace(0, len(thumbs) - 1, min(shown, len(thumbs))).round()})
     for ax, (title, (collection, new)) in zip(axes[0], maps.items()):
         ax.scatter(collection[:, 0], collection[:, 1], s=max(2.0, min(12.0, 12000.0 / len(collection))), c=colours,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import codegraph, memory
-from .artifacts import StageError, file_sha256, hash_json, write_json, write_json_atomic
+from .artifacts import StageError, file_sha256, hash_json, json_text, write_json, write_json_atomic
 from .config import diff_params
 from .record import versions
 from .stage import SUMMARY, Stage, StageContext
@@ -306,7 +306,7 @@ class Runner:
         try:
             # Round-trip through JSON as meta.json stores it, so a fresh summary and a cached one are the
             # same object (key order included) and render the same deck.
-            summary = json.loads(json.dumps(stage.run(ctx) or {}, sort_keys=True, default=str))
+            summary = json.loads(json_text(stage.run(ctx) or {}))
             missing = [out for out in stage.required_outputs if not (tmp / out).is_file()]
             if missing:
                 raise RuntimeError(f"stage {stage.name} did not write {', '.join(missing)}")

@@ -10,6 +10,7 @@ import numpy as np
 
 from .artifacts import StageError
 from .neighbours import exact_graph
+from .pca_fit import spread_out
 
 MIN_POINTS = 4
 
@@ -71,5 +72,6 @@ def fit_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, se
     exaggeration_iter = min(250, n_iter // 4)
     tsne = TSNE(n_components=2, perplexity=perplexity, n_iter=n_iter - exaggeration_iter,
                 early_exaggeration_iter=exaggeration_iter, negative_gradient_method=method,
-                random_state=seed, n_jobs=n_jobs, initialization="pca", verbose=False)
+                random_state=seed, n_jobs=n_jobs, initialization="pca" if spread_out(points) else "random",
+                verbose=False)
     return tsne.fit(points, affinities=affinities)

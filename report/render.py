@@ -40,7 +40,14 @@ def environment(autoescape: bool) -> jinja2.Environment:
                              lstrip_blocks=True)
     env.filters["deck"] = escape_deck
     env.filters["thousands"] = lambda n: f"{n:,}"
+    env.filters["number"] = number
     return env
+
+
+def number(value, form: str) -> str:
+    """``form % value``, or "undefined" for a null: a score with no value (silhouette with one cluster) is
+    written as null in the run's JSON, never NaN."""
+    return "undefined" if value is None else form % value
 
 
 def copy_figures(record: dict, dest: Path) -> dict[str, dict[str, str]]:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth")
+DINO_REPO = "timm/vit_small_patch16_224.dino"  # the repository timm asks the hub for DINO ViT-S/16
 RANDOM_NOTE = "seeded random weights of {arch} (torch seed {seed}) for embdeck's tests: not pretrained, not DINO"
 
 
@@ -55,10 +56,12 @@ class Repo:
 
 @dataclass
 class StandInHub:
-    """The server, its repositories and the requests it saw (method, path, whether it came as a proxy)."""
+    """The server, its repositories, the requests it saw (method, path, whether it came as a proxy) and the
+    paths it has answered after any delay asked for (``answered``: what a client that waited would have got)."""
 
     repos: dict[str, Repo] = field(default_factory=dict)
     requests: list[tuple[str, str, bool]] = field(default_factory=list)
+    answered: list[str] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
     def add(self, repo_id: str, files: dict[str, bytes], **behaviour) -> None:
@@ -127,6 +130,7 @@ class Answer(BaseHTTPRequestHandler):
         if repo is None:
             return self.fail(404, "RepoNotFound")
         time.sleep(repo.delay_s)
+        self.stand_in.answered.append(path)
         if repo.gated:
             return self.fail(401, "GatedRepo")
         filename = "/".join(parts[4:])

@@ -132,8 +132,9 @@ def test_single_class_and_identical_images_do_not_crash():
     same = np.ones((6, 8), np.float32)
     rows = clusters.sweep(same, [2, 3], n_init=1, sample=100, seed=0)
     assert np.isnan(rows["silhouette"]).all()
-    k, _ = clusters.choose_k(rows["k"], rows["silhouette"], rows["davies_bouldin"], elbow=2)
-    assert k in (2, 3)
+    k, why = clusters.choose_k(rows["k"], rows["silhouette"], rows["davies_bouldin"], elbow=3)
+    assert k == 3 and "undefined at every k" in why, "no score is defined: the elbow decides, and says so"
+    assert "best silhouette" not in why and "agree" not in why
 
 
 def test_patch_foreground_is_the_smaller_part():

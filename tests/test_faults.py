@@ -1,7 +1,6 @@
 """Faults tried for real: a pipeline run killed mid-stage, an unwritable output folder, a full disk."""
 
 import errno
-import json
 import os
 import signal
 import subprocess
@@ -9,9 +8,9 @@ import sys
 import time
 
 import numpy as np
-from click.testing import CliRunner
+import pytest
 
-from pipeline.cli import main
+from helpers import cli, record
 
 
 def embeddings(out):
@@ -20,6 +19,7 @@ def embeddings(out):
     return np.load(found[0])
 
 
+@pytest.mark.full
 def test_a_run_killed_during_extraction_is_redone_the_same(tmp_path, small_set):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     args = ["run", "--images", str(small_set), "--only", "extract", "--set", "extract.batch_size=4"]
@@ -35,10 +35,10 @@ def test_a_run_killed_during_extraction_is_redone_the_same(tmp_path, small_set):
     assert not list(killed.glob("cache/extract/*/meta.json")), "nothing finished, nothing to trust"
 
     for out in (killed, clean):
-        result = CliRunner().invoke(main, [*args, "--out", str(out)], catch_exceptions=False)
+        result = cli(*args, "--out", str(out))
         assert result.exit_code == 0, result.output
-    record = json.loads((killed / "run.json").read_text())
-    assert record["stages"]["extract"]["state"] == "ran"
+    rec = record(killed)
+    assert rec["stages"]["extract"]["state"] == "ran"
     assert np.array_equal(embeddings(killed), embeddings(clean))
     assert not list(killed.glob("cache/*/.tmp-*"))
 
@@ -46,14 +46,15 @@ def test_a_run_killed_during_extraction_is_redone_the_same(tmp_path, small_set):
 def test_an_unwritable_output_folder_is_a_one_line_error(tmp_path, small_set):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
-    result = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(blocker / "out")])
+    result = cli("run", "--images", str(small_set), "--out", str(blocker / "out"))
     assert result.exit_code == 2
     assert "not writable" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.full
 def test_a_full_disk_is_a_one_line_error_and_keeps_finished_stages(tmp_path, small_set, monkeypatch):
     out = tmp_path / "out"
-    ok = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(out), "--only", "ingest"])
+    ok = cli("run", "--images", str(small_set), "--out", str(out), "--only", "ingest")
     assert ok.exit_code == 0, ok.output
     kept = sorted(p.read_bytes() for p in out.glob("cache/ingest/*/*"))
 
@@ -63,7 +64,7 @@ def test_a_full_disk_is_a_one_line_error_and_keeps_finished_stages(tmp_path, sma
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(runner, "write_json", full)
-    result = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(out), "--only", "extract"])
+    result = cli("run", "--images", str(small_set), "--out", str(out), "--only", "extract")
     assert result.exit_code == 2 and "No space left on device" in result.output
     assert sorted(p.read_bytes() for p in out.glob("cache/ingest/*/*")) == kept, "finished stages untouched"
     assert not list(out.glob("cache/extract/*/meta.json")) and not list(out.glob("cache/*/.tmp-*"))

@@ -89,8 +89,9 @@ def test_label_groups_and_composition():
     assignment = np.array([0, 0, 0, 1, 1, 1, 1])
     labels = ["Bag", "Sandal", "Sandal", "Coat", "Coat", "Shirt", "Bag"]
     groups = problems.label_groups(assignment, labels)
-    assert [g["labels"] for g in groups] == [["Sandal"], ["Coat", "Shirt"]] or \
-        [g["labels"] for g in groups] == [["Bag", "Sandal"], ["Coat", "Shirt"]]
+    # Bag's two images split one and one: a tie goes to the lower cluster, so Bag lives with the Sandals.
+    assert groups == [{"cluster": 0, "labels": ["Bag", "Sandal"], "share": 0.75},
+                      {"cluster": 1, "labels": ["Coat", "Shirt"], "share": 1.0}]
     rows = problems.composition(assignment, labels)
     assert rows[0] == {"cluster": 1, "size": 4, "majority": "Coat", "purity": 0.5,
                        "labels": {"Bag": 1, "Coat": 2, "Shirt": 1}}
@@ -110,7 +111,7 @@ def planted(tmp_path_factory, fashion):
     forgive), then three kinds of planted problems."""
     from skimage import data
 
-    from conftest import write_fashion_folder
+    from helpers import write_fashion_folder
 
     root = write_fashion_folder(tmp_path_factory.mktemp("planted") / "images", fashion, per_class=40, seed=5)
     for path in root.rglob("*.png"):
@@ -154,6 +155,7 @@ def rows_of(path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.full
 def test_planted_label_errors_rank_near_the_top(planted):
     out, mislabelled, _, _ = planted
     ranked = [row["path"] for row in rows_of(stage_file(out, "classes", "label_issues.csv"))]
@@ -161,6 +163,7 @@ def test_planted_label_errors_rank_near_the_top(planted):
     assert found >= 0.8 * len(mislabelled), (found, ranked[:20])  # measured: all 10 within the first 18
 
 
+@pytest.mark.full
 def test_planted_near_copies_share_a_group_and_byte_copies_are_listed_apart(planted):
     out, mislabelled, copies, _ = planted
     rows = rows_of(stage_file(out, "findings", "near_duplicates.csv"))
@@ -172,12 +175,14 @@ def test_planted_near_copies_share_a_group_and_byte_copies_are_listed_apart(plan
     assert set(mislabelled) <= byte_listed, "a file copied into another folder is a byte-identical duplicate"
 
 
+@pytest.mark.full
 def test_planted_foreign_photos_are_the_outliers(planted):
     out, _, _, foreign = planted
     ranked = [row["path"] for row in rows_of(stage_file(out, "findings", "outliers.csv"))]
     assert len(set(ranked[:10]) & set(foreign)) == len(foreign), ranked[:10]  # measured: the first 5
 
 
+@pytest.mark.full
 def test_the_findings_are_sentences_with_numbers(planted):
     import json
 

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from hub_server import RANDOM_NOTE, StandInHub, random_weights
+from helpers import ROOT
+from hub_server import DINO_REPO, RANDOM_NOTE, StandInHub, random_weights
 
-ROOT = Path(__file__).resolve().parent.parent
-DINO_REPO = "timm/vit_small_patch16_224.dino"
 DINO = "vit_small_patch16_224.dino"
 
 
@@ -106,10 +105,15 @@ def test_a_proxy_is_used_as_the_hub_client_uses_it(hub, tmp_path):
 
 
 def test_a_hub_that_does_not_answer_is_a_short_timeout_never_a_stall(hub, tmp_path):
-    with hub.behaving(DINO_REPO, delay_s=8.0):
-        status, output, seconds = embdeck(hub_env(tmp_path / "hf", hub.url), "backbone", "--set",
-                                          f"backbone.model={DINO}", "--set", "backbone.hub_timeout_s=0.5")
-    assert status == 2 and seconds < 6.0, (seconds, output)
+    """The hub holds its answer for 60 s; the process must have given up and ended while the hub still held
+    it (an order of events, not a time measured against a bound)."""
+    answered = len(hub.answered)
+    with hub.behaving(DINO_REPO, delay_s=60.0):
+        status, output, _ = embdeck(hub_env(tmp_path / "hf", hub.url), "backbone", "--set",
+                                    f"backbone.model={DINO}", "--set", "backbone.hub_timeout_s=0.5")
+        asked = len(hub.requests)
+        assert len(hub.answered) == answered and asked > 0, "the process ended before the hub answered"
+    assert status == 2, output
     line = one_line_error(output)
     assert f"no weights for {DINO}" in line and "did not answer within 0.5 s" in line
 

@@ -1,49 +1,48 @@
-"""The interactive maps and `embdeck place` on the end-to-end run (tests/e2e.py): new images through the exported
-models (both file kinds agree, and an image of the collection lands where the run put it), the maps in
-Chromium with a real mouse (deck and report, placed layer included), and the PDF (no blank page, the map slide printed)."""
+"""The interactive maps and `embdeck place` on a copy of the full suite's end-to-end run (tests/e2e.py): new images
+through the exported models (both file kinds agree, and an image of the collection lands where the run put it),
+and the maps in Chromium with a real mouse (deck and report, placed layer included). The PDF is checked by
+`make check-render` on the demo deck, which CI runs."""
 
 import csv
 import json
-import os
-import subprocess
 
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from e2e import HOSTILE, ROOT, map_payload, record
+from helpers import HOSTILE, ROOT, cli, copy_of_run, invoke, map_payload, record
 from pipeline import demo
-from pipeline.cli import main
 from pipeline.registry import stage_output
+
+pytestmark = [pytest.mark.full, pytest.mark.xdist_group("e2e")]
 
 
 @pytest.fixture(scope="session")
 def placed(run_dirs, fashion, tmp_path_factory):
-    """Six new files placed on the run: three Fashion-MNIST images it never saw, a copy of one of its own, a
-    photo, and a broken file with a hostile name (skipped). Returns (folder, the CLI's output, its CSV rows)."""
-    out, _, _ = run_dirs
+    """Six new files placed on a copy of the run (the shared run stays as made): three Fashion-MNIST images it
+    never saw, a copy of one of its own, a photo, and a broken file with a hostile name (skipped). Returns (the
+    copy's output folder, the new images' folder, the CLI's output, its CSV rows, the copied image's name)."""
+    original, _, _ = run_dirs
+    out = copy_of_run(original, tmp_path_factory.mktemp("placed-run") / "out")
     folder = tmp_path_factory.mktemp("new-images")
     images, labels = fashion
-    seen = {p.name for p in (out.parent / "images").rglob("*.png")}
+    seen = {p.name for p in (original.parent / "images").rglob("*.png")}
     unseen = [i for i in range(len(images)) if f"test_{i:05d}.png" not in seen][:3]
     demo.write_images(folder, images, labels, np.array(unseen), prefix="new_")
-    own = sorted((out.parent / "images" / "Sandal").iterdir())[0]
+    own = sorted((original.parent / "images" / "Sandal").iterdir())[0]
     (folder / "own.png").write_bytes(own.read_bytes())
     from skimage import data
 
     cv2.imwrite(str(folder / "coffee.jpg"), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
     (folder / f"{HOSTILE}.png").write_text("not an image")
-    result = CliRunner().invoke(main, ["place", str(folder), "--out", str(out)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    output = invoke("place", str(folder), "--out", str(out))
     with open(out / "placed" / "placed.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return folder, result.output, rows, f"Sandal/{own.name}"
+    return out, folder, output, rows, f"Sandal/{own.name}"
 
 
-def test_place_puts_new_images_on_both_maps(run_dirs, placed):
-    out, _, _ = run_dirs
-    folder, output, rows, own_name = placed
+def test_place_puts_new_images_on_both_maps(placed):
+    out, folder, output, rows, own_name = placed
     assert len(rows) == 5 and "1 file(s) skipped" in output and f"skipped {HOSTILE}.png: not a decodable image" in output, "the broken file is named"
     assert (out / "placed" / "placed_map.png").is_file()
     rec = record(out)
@@ -62,19 +61,18 @@ def test_place_puts_new_images_on_both_maps(run_dirs, placed):
     assert float(coffee["similarity_1"]) < float(own["similarity_1"])
 
 
-def test_both_model_files_place_alike_and_a_missing_run_is_one_line(run_dirs, placed, tmp_path):
-    out, _, _ = run_dirs
-    folder, _, rows, _ = placed
-    result = CliRunner().invoke(main, ["place", str(folder), "--out", str(out), "--format", "torchscript"])
-    assert result.exit_code == 0, result.output
+def test_both_model_files_place_alike_and_a_missing_run_is_one_line(placed, copy_run, tmp_path):
+    placed_out, folder, _, rows, _ = placed
+    out = copy_run(placed_out)
+    invoke("place", str(folder), "--out", str(out), "--format", "torchscript")
     with open(out / "placed" / "placed.csv", newline="", encoding="utf-8") as handle:
         again = list(csv.DictReader(handle))
+    assert [a["file"] for a in again] == [a["file"] for a in rows] and len(rows) == 5
     for a, b in zip(rows, again):
-        assert a["file"] == b["file"] and a["neighbour_1"] == b["neighbour_1"]
+        assert a["neighbour_1"] == b["neighbour_1"]
         for key in ("tsne_x", "tsne_y", "param_umap_x", "param_umap_y"):
             assert abs(float(a[key]) - float(b[key])) < 1e-3, key
-    CliRunner().invoke(main, ["place", str(folder), "--out", str(out)], catch_exceptions=False)  # back to pt2
-    result = CliRunner().invoke(main, ["place", str(folder), "--out", str(tmp_path / "no-run")])
+    result = cli("place", str(folder), "--out", str(tmp_path / "no-run"))
     assert result.exit_code == 2 and "embdeck deck" in result.output and len(result.output.strip().splitlines()) == 1
 
 
@@ -87,46 +85,10 @@ def test_the_maps_answer_a_real_mouse(run_dirs, placed, built_deck):
     sys.path.insert(0, str(ROOT / "tests" / "browser"))
     from check_render import check
 
-    out, slides, _ = run_dirs
+    _, slides, _ = run_dirs
+    out = placed[0]
     result, problems = check(out, slides, built_deck, quick=True, probe="onerror")
     assert not problems, problems
     assert len(result["map"]["deck"]["hovers"]) >= 6 and len(result["map"]["report"]["hovers"]) >= 6
     assert result["map"]["reportExtras"]["placed"]["count"] == 5
     assert result["map"]["reportExtras"]["probed"]["texts"] == [f"Coat/{HOSTILE} $x$.png"]
-
-
-def map_slide_number(deck) -> int:
-    """The number of the slide holding the map component, as Slidev's own parser counts slides."""
-    code = ("import('@slidev/parser').then(async p => { const fs = await import('node:fs');"
-            f" const d = await p.parse(fs.readFileSync({str(deck)!r}, 'utf8'), {str(deck)!r});"
-            " console.log(d.slides.findIndex(s => s.content.includes('<EmbeddingMap')) + 1); })")
-    return int(subprocess.run(["node", "-e", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout)
-
-
-def test_the_pdf_has_no_blank_page_and_prints_the_map_slide(run_dirs, tmp_path):
-    """Exported to PDF: no page is blank, the cover keeps its title over the picture and the map slide shows the
-    static maps (the rules of check-render, here on the end-to-end deck)."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tests" / "browser"))
-    from check_render import pdf_pages_have_content
-
-    _, slides, _ = run_dirs
-    number = map_slide_number(slides / "slides.md")
-    assert number > 1
-    pdf = tmp_path / "deck.pdf"
-    for attempt in (1, 2):  # Vite's first run in a fresh checkout can reload the pages mid-export: export again
-        proc = subprocess.run(["npx", "--no-install", "slidev", "export", str(slides / "slides.md"), "--output", str(pdf),
-                               "--executable-path", "/usr/bin/chromium", "--timeout", "120000"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=600, env={**os.environ, "JITI_FS_CACHE": "false"})
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        blank = pdf_pages_have_content(pdf, tmp_path, number)
-        if not blank:
-            break
-    assert not blank
-    words = [subprocess.run(["pdftotext", "-f", str(p), "-l", str(p), str(pdf), "-"], capture_output=True,
-                            text=True, check=True).stdout for p in (1, number)]
-    assert "Exploring Image" in words[0] and "300 images" in words[0], "the cover's title stays on its page"
-    assert "Printed copy" in words[1], "the map slide prints its static figures, not the component"
-    page = cv2.imread(str(tmp_path / f"pdf-page-{number:02d}.png"), cv2.IMREAD_GRAYSCALE)
-    assert (page < 200).mean() > 0.03, "the map slide's figures are on the page"

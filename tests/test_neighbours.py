@@ -163,3 +163,33 @@ def test_the_search_depth_ladder_steps_by_a_half_or_a_third():
         depths.append(ann.deeper(depths[-1]))
     assert depths == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]
     assert all(b / a <= 2 for a, b in zip(depths, depths[1:])) and ann.deeper(20) == 40
+
+
+def test_exact_knn_graph_matches_brute_force(pixel_features):
+    x, _ = pixel_features
+    found, dists = neighbours.exact_knn(x, 6)
+    brute = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=2)
+    expected = np.sort(brute, axis=1)[:, :6]
+    assert np.allclose(dists, expected, atol=1e-3)
+    assert (found[:, 0] == np.arange(len(x))).mean() > 0.99  # itself first, as umap-learn expects
+
+
+def test_tsne_neighbours_are_exact_and_exclude_the_point_itself(pixel_features):
+    from openTSNE.affinity import MultiscaleMixture
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+    from sklearn.neighbors import NearestNeighbors
+
+    x, _ = pixel_features
+    x = np.concatenate([x[:200], x[:3], x[:3]])  # each of the first three images three times over
+    found, distances = neighbours.exact_graph(x, 90, "l2", False, 64)  # the PCA space's graph, as t-SNE reads it
+    assert found.shape == (len(x), 90) and not (found == np.arange(len(x))[:, None]).any()
+    assert np.array_equal(distances[[0, 200, 203], :2], np.zeros((3, 2)))  # its two copies come first
+    _, reference = NearestNeighbors(n_neighbors=90).fit(x).kneighbors(x[3:200], 91)
+    agree = np.mean([len(np.intersect1d(a, b[1:])) / 90 for a, b in zip(found[3:200], reference)])
+    assert agree > 0.999
+    # The affinities are those openTSNE computes itself with its exact neighbour search.
+    unique = x[:200].astype(np.float64)
+    graph = neighbours.exact_graph(unique, 90, "l2", False, 64)
+    ours = MultiscaleMixture(perplexities=[30], knn_index=PrecomputedNeighbors(graph[0], graph[1].astype(np.float64)))
+    theirs = MultiscaleMixture(unique, [30], method="exact")
+    assert abs(ours.P - theirs.P).max() < 1e-5 and abs(ours.P.sum() - 1.0) < 1e-6

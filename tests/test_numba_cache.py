@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent("""
     import hashlib, json, sys
     import numba
@@ -28,6 +30,8 @@ SCRIPT = textwrap.dedent("""
                       "hits": {name: sum(s.cache_hits.values()) for name, s in stats.items()},
                       "misses": {name: sum(s.cache_misses.values()) for name, s in stats.items()}}))
 """)
+
+pytestmark = pytest.mark.full  # two processes that compile numba kernels: the full suite
 
 
 def graph_in_a_new_process(cache_dir) -> dict:

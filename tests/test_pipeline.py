@@ -1,6 +1,8 @@
-"""End to end on 300 real Fashion-MNIST images with the bundled backbone (the run of tests/e2e.py, shared with
-test_interactive): every stage, the cache, the deck, the quality thresholds at a small scale, the exported
-models in a fresh process, and a Slidev build."""
+"""The full suite's end to end on 300 real Fashion-MNIST images with the bundled backbone and default settings (the
+run of tests/e2e.py, shared with test_interactive; no test changes it): the deck and report, hostile file names,
+the quality thresholds at a small scale, the Triton repository, a Slidev build under a sub-path as the Pages
+workflow builds it, and what stages read. The default suite's quick deck (test_quick_deck.py) covers the rerun,
+the exported models in a fresh process and `embdeck place`."""
 
 import json
 import re
@@ -11,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from e2e import HOSTILE, ROOT, invoke, map_payload, record
-from pipeline.cli import main
+from helpers import HOSTILE, QUICK, ROOT, build_deck, invoke, map_payload, quick_settings, record, stage_dirs
+
+
+pytestmark = [pytest.mark.full, pytest.mark.xdist_group("e2e")]
 
 
 def test_deck_numbers_come_from_the_run(run_dirs):
@@ -71,54 +74,35 @@ def test_hostile_file_names_reach_neither_deck_nor_report_raw(run_dirs):
         assert "innerHTML" not in script.read_text(), f"{script.name}: names must never become HTML"
 
 
-def test_rerun_recomputes_nothing_and_pca_change_reruns_only_pca(run_dirs):
-    out, slides, opts = run_dirs
-    invoke("deck", *opts)  # the shared run's own deck (tests before this one ran variants of it, or placed images)
-    rendered = [slides / "slides.md", out / "report" / "index.html"]
-    before = [(p.read_bytes(), p.stat().st_mtime_ns) for p in rendered]
-    invoke("deck", *opts)
-    assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in rendered] == before, "a warm deck rewrites nothing"
-    invoke("run", *opts)
-    assert {s["state"] for s in record(out)["stages"].values()} == {"cached"}
-    status = invoke("status", *opts, "--set", "pca.n_components=5")
-    assert "pca.n_components 50 -> 5" in status and "extract  up to date" in status
-    invoke("run", *opts, "--set", "pca.n_components=5")
-    states = {k: s["state"] for k, s in record(out)["stages"].items()}
-    assert states.pop("pca") == "ran" and states["ingest"] == states["extract"] == states["umap"] == "cached"
-    assert states["clusters"] == states["retrieval"] == states["patches"] == "cached", "they do not read PCA"
-    assert np.load(next(out.glob("cache/pca/*/pca.npy"))).shape[1] in (5, 50)
-    invoke("run", *opts)  # back to the shared run's own record (all cached), for the tests that read it after
-    assert {s["state"] for s in record(out)["stages"].values()} == {"cached"}
+def test_slidev_builds_the_deck_under_a_sub_path_as_pages_publishes_it(run_dirs, tmp_path):
+    """`DECK_BASE=/deck/` as .github/workflows/pages.yml builds it: every asset the page asks for is under the
+    sub-path and is in the build, and the figures and the live map's files travel with it."""
+    _, slides, _ = run_dirs
+    site = tmp_path / "site"
+    dist = build_deck(slides, site / "deck", base="/deck/")
+    page = (dist / "index.html").read_text()
+    asked = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert asked and all(url.startswith("/deck/") for url in asked if not url.startswith(("data:", "#"))), asked
+    for url in asked:
+        if url.startswith("/deck/"):
+            assert (site / url.lstrip("/")).is_file(), url
+    figures = sorted(p.name for p in (slides / "public" / "figures").glob("*.png"))
+    assert sorted(p.name for p in (dist / "figures").glob("*.png")) == figures and len(figures) == 20
+    assert (dist / "map" / "points.js").is_file() and (dist / "map" / "map-view.js").is_file()
+    built = page + "".join(p.read_text(errors="replace") for p in (dist / "assets").glob("*.js"))
+    for name in figures:  # each slide asks for its figure under the sub-path (the map reads BASE_URL + "map/")
+        assert f"/deck/figures/{name}" in built, name
 
 
-def test_extraction_is_deterministic(run_dirs, tmp_path):
-    out, _, opts = run_dirs
-    invoke("run", *opts[:2], "--out", str(tmp_path / "again"), "--only", "extract")
-    first = np.load(next(out.glob("cache/extract/*/embeddings.npy")))
-    second = np.load(next((tmp_path / "again").glob("cache/extract/*/embeddings.npy")))
-    assert np.array_equal(first, second)
-
-
-def test_slidev_builds_the_rendered_deck(built_deck):
-    assert (built_deck / "index.html").is_file()
-    assert len(list((built_deck / "figures").glob("*.png"))) >= 2
-    assert (built_deck / "map" / "points.js").is_file() and (built_deck / "map" / "map-view.js").is_file()
-
-
-def test_output_inside_input_is_refused(small_set):
-    result = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(small_set / "out")])
-    assert result.exit_code == 2 and "inside the image folder" in result.output
-
-
-def test_a_sampled_sweep_says_so_and_clusters_every_image(run_dirs, tmp_path):
-    out, _, opts = run_dirs
-    invoke("run", *opts, "--set", "clusters.sweep_sample=150", "--only", "clusters")
+def test_a_sampled_sweep_says_so_and_clusters_every_image(run_dirs, copy_run):
+    original, _, opts = run_dirs
+    out = copy_run(original)
+    invoke("run", *opts, "--out", str(out), "--set", "clusters.sweep_sample=150", "--only", "clusters")
     s = record(out)["summaries"]["clusters"]
     assert s["sweep_sampled"] and s["sweep_images"] == 150 and s["ks"][-1] <= 2 * int(150 ** 0.5)
-    assignment = np.load(next(p for p in out.glob("cache/clusters/*/cluster_labels.npy")
-                              if json.loads((p.parent / "meta.json").read_text())["summary"]["sweep_sampled"]))
+    assignment = np.load(stage_dirs(out)["clusters"] / "cluster_labels.npy")
     assert len(assignment) == 300 and len(np.unique(assignment)) == s["k"]
-    invoke("run", *opts)  # back to the defaults for the tests that follow
+    assert not record(original)["summaries"]["clusters"]["sweep_sampled"], "the shared run is left as it was"
 
 
 def test_quality_at_a_small_scale(run_dirs):
@@ -131,61 +115,14 @@ def test_quality_at_a_small_scale(run_dirs):
     for name in ("parametric UMAP", "t-SNE MLP"):
         train, held = rows[(name, "training (sample)")], rows[(name, "held out")]
         assert held["trustworthiness"] >= train["trustworthiness"] - 0.05, name
-    assert s["clusters"]["k"] in s["clusters"]["ks"] and 0 < s["clusters"]["ari"] <= 1
+    # The reported ARI is the one of the run's own assignment against the folders' labels, and far from chance (0).
+    from sklearn.metrics import adjusted_rand_score
 
-
-def test_exported_model_runs_with_torch_alone(run_dirs, tmp_path):
-    """Load model.pt and model.pt2 in a fresh process where timm cannot be imported; compare both with the
-    pipeline's embeddings, and a batch of a size never traced (5) with its images one by one."""
-    out, _, _ = run_dirs
-    s = record(out)["summaries"]["export"]
-    assert set(s["models"]) == {"dino_model", "tsne_map", "umap_map", "tsne_head", "umap_head"}
-    for name, m in s["models"].items():
-        for checked in (m, m["pt2"]):
-            assert checked["max_abs_diff"] < 1e-4 and checked["batch_independence_max_diff"] < 1e-4, name
-    model = out / "model_repository" / "dino_model" / "1" / "model.pt"
-    head = out / "model_repository" / "tsne_head" / "1" / "model.pt"
-    assert (out / "model_repository" / "dino_model" / "config.pbtxt").is_file()
-    stage_dirs = {name: Path(stage["dir"]) for name, stage in record(out)["stages"].items() if stage.get("dir")}
-    export_dir = stage_dirs["export"]  # the run's own entries: other tests rerun the same folder with other settings
-    picks = np.load(export_dir / "check_images.npy")
-    manifest = json.loads(next(out.glob("cache/ingest/*/manifest.json")).read_text())
-    root = Path(record(out)["input"]["folder"])
-    from pipeline.features import preprocess_for
-    from pipeline import backbone
-    from pipeline.config import Config
-    from pipeline.images import read_rgb
-
-    prep = preprocess_for(backbone.build(backbone.resolve(Config().backbone)), Config())
-    batch = np.stack([prep.resize(read_rgb(root / manifest[i]["path"])) for i in picks])
-    np.save(tmp_path / "batch.npy", batch)
-    script = f"""
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("timm", "pipeline", "torchvision"):
-            raise ImportError("only torch here: " + name)
-sys.meta_path.insert(0, Block())
-import numpy as np, torch
-batch = torch.from_numpy(np.load({str(tmp_path / "batch.npy")!r})).permute(0, 3, 1, 2).float() / 255.0
-with torch.inference_mode():
-    for kind, model in (("pt", torch.jit.load({str(model)!r})), ("pt2", torch.export.load({str(model) + "2"!r}).module())):
-        np.save({str(tmp_path)!r} + f"/{{kind}}.npy", model(batch).numpy())
-        np.save({str(tmp_path)!r} + f"/{{kind}}-five.npy", model(batch[:5]).numpy())
-    head = torch.jit.load({str(head)!r})  # the tsne_map ensemble, as Triton runs it: dino_model, then the head
-    np.save({str(tmp_path)!r} + "/ensemble.npy", head(torch.jit.load({str(model)!r})(batch)).numpy())
-"""
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    want = np.load(stage_dirs["extract"] / "embeddings.npy")[picks]
-    for kind in ("pt", "pt2"):
-        got = np.load(tmp_path / f"{kind}.npy")
-        assert got.shape == want.shape and np.abs(got - want).max() < 1e-4, kind
-        assert np.abs(np.load(tmp_path / f"{kind}-five.npy") - got[:5]).max() < 1e-4, kind
-    # An image through the ensemble lands where the run's t-SNE MLP put it.
-    placed = np.load(stage_dirs["parametric"] / "tsne_mlp.npy")[picks]
-    ensemble = np.load(tmp_path / "ensemble.npy")
-    assert ensemble.shape == placed.shape and np.abs(ensemble - placed).max() < 1e-3 * np.abs(placed).max()
+    manifest = json.loads((stage_dirs(out)["ingest"] / "manifest.json").read_text())
+    assignment = np.load(stage_dirs(out)["clusters"] / "cluster_labels.npy")
+    assert s["clusters"]["k"] in s["clusters"]["ks"] and len(np.unique(assignment)) == s["clusters"]["k"]
+    ari = adjusted_rand_score([m["label"] for m in manifest], assignment)
+    assert s["clusters"]["ari"] == pytest.approx(ari, abs=1e-4) and ari > 0.2, ari
 
 
 def triton_model_config():
@@ -241,7 +178,7 @@ def test_a_set_too_small_for_some_analyses_still_makes_a_deck(tmp_path, small_se
     for path in picks:
         shutil.copy(path, images / path.parent.name / path.name)
     out, slides = tmp_path / "out", tmp_path / "slides"
-    invoke("deck", "--images", str(images), "--out", str(out), "--set", f"slides={slides}")
+    invoke("deck", "--images", str(images), "--out", str(out), "--set", f"slides={slides}", *quick_settings())
     rec = record(out)
     assert rec["not_run"]["tsne"] == "t-SNE needs at least 4 images, got 3"
     assert rec["not_run"]["parametric"] == "needs tsne, which could not run"
@@ -290,7 +227,8 @@ def test_the_model_share_is_the_main_pass_s(run_dirs):
     out, _, _ = run_dirs
     extract = record(out)["summaries"]["extract"]
     assert 0.5 < extract["model_share"] <= 1.0
-    assert extract["images_per_s"] == pytest.approx(extract["images"] / extract["seconds"], rel=0.01)
+    # The main pass is part of the stage: its time is within what the runner timed for the whole stage.
+    assert extract["images"] == 300 and 0 < extract["seconds"] <= record(out)["stages"]["extract"]["seconds"]
 
 
 def test_no_stage_after_extract_decodes_the_collection(tmp_path, small_set, monkeypatch):
@@ -330,7 +268,7 @@ def test_no_stage_after_extract_decodes_the_collection(tmp_path, small_set, monk
 
     monkeypatch.setattr(images, "read_rgb", counting_read)
     monkeypatch.setattr(exhaustive_search, "knn_ground_truth", counting_search)
-    cfg = load_config(None, [f"images={small_set}", f"out={tmp_path / 'out'}"])
+    cfg = load_config(None, [f"images={small_set}", f"out={tmp_path / 'out'}", *QUICK])
     result = Runner(cfg, [tracked(s) for s in STAGES]).run()
     assert all(s["state"] == "ran" for s in result["stages"].values())
     collection = {p.resolve() for p in small_set.rglob("*.png")}

@@ -14,20 +14,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("ray")
-
-from pipeline.config import load_config  # noqa: E402
-from pipeline.registry import STAGES  # noqa: E402
-from pipeline.runner import Runner  # noqa: E402
+from pipeline.config import load_config
+from pipeline.registry import STAGES
+from pipeline.runner import Runner
 
 FLOAT_OUTPUTS = ("embeddings", "patch_mean", "patch_tokens")
 EXACT_OUTPUTS = ("pixels", "thumbs", "patch_pixels")
 BATCH = 8  # small batches: many of them, so a worker can be killed with work still to do
 
+# With pytest-xdist (--dist loadgroup), the tests of one shared run stay on one worker.
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Two Ray nodes on this machine, one CPU each; the engine finds them through RAY_ADDRESS."""
+    """Two Ray nodes on this machine, one CPU each; the engine finds them through RAY_ADDRESS. Only the tests that
+    use it need Ray (the `ray` extra, which make test installs); without it they are skipped, and the others run."""
+    pytest.importorskip("ray")
     from ray._private import ray_constants
     from ray.cluster_utils import Cluster
 
@@ -71,6 +74,7 @@ def assert_equal_to_local(ray_outputs: dict, local: dict) -> None:
     assert ray_outputs["patch_images"] == local["patch_images"]
 
 
+@pytest.mark.full
 def test_ray_extraction_equals_local_and_is_cached_like_it(cluster, small_set, local, tmp_path):
     out = tmp_path / "out"
     first = run_extract(small_set, out, "extract.engine=ray")
@@ -127,6 +131,7 @@ class Killer(threading.Thread):
             time.sleep(0.01)
 
 
+@pytest.mark.full
 def test_a_worker_killed_mid_run_loses_nothing(cluster, small_set, local, tmp_path):
     """Also: the images named by a URI, so the decode tasks read them through pyarrow's filesystem."""
     out = tmp_path / "out"

@@ -1,22 +1,22 @@
 """Reproducibility: two clean runs on the same images, config and seed give the same numbers, and the run
 record names what shaped them."""
 
-import json
 
 import numpy as np
-from click.testing import CliRunner
+import pytest
 
-from pipeline.cli import main
+from helpers import invoke, quick_settings, record
+
+pytestmark = pytest.mark.full  # whole decks and runs: the full suite
 
 
 def test_two_clean_runs_give_identical_numbers(tmp_path, small_set):
     outputs = []
     for name in ("first", "second"):
-        result = CliRunner().invoke(main, ["run", "--images", str(small_set), "--out", str(tmp_path / name)])
-        assert result.exit_code == 0, result.output
+        invoke("run", "--images", str(small_set), "--out", str(tmp_path / name), *quick_settings())
         arrays = {str(p.relative_to(tmp_path / name)).split("/")[1] + "/" + p.name: np.load(p)
                   for p in sorted((tmp_path / name).glob("cache/*/*/*.npy"))}
-        summaries = json.loads((tmp_path / name / "run.json").read_text())["summaries"]
+        summaries = record(tmp_path / name)["summaries"]
         outputs.append((arrays, summaries))
     (first, s1), (second, s2) = outputs
     assert first.keys() == second.keys() and len(first) >= 15
@@ -32,8 +32,8 @@ def test_two_clean_runs_give_identical_numbers(tmp_path, small_set):
         return summary
 
     assert numbers(s1) == numbers(s2)
-    record = json.loads((tmp_path / "first" / "run.json").read_text())
+    rec = record(tmp_path / "first")
     for library in ("torch", "timm", "numpy", "scikit-learn", "openTSNE", "umap-learn", "faiss-cpu", "opencv-python-headless"):
-        assert record["versions"][library], library
-    assert len(record["config_hash"]) == 64 and len(record["input"]["manifest_hash"]) == 64
-    assert len(record["backbone"]["weights_sha256"]) == 64
+        assert rec["versions"][library], library
+    assert len(rec["config_hash"]) == 64 and len(rec["input"]["manifest_hash"]) == 64
+    assert len(rec["backbone"]["weights_sha256"]) == 64

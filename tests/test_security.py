@@ -35,10 +35,20 @@ def test_cached_arrays_are_read_without_pickle(tmp_path):
 
 
 def test_map_heads_are_read_with_weights_only(tmp_path):
-    path = tmp_path / "head.pt"
-    path.write_bytes(pickle.dumps({"weight": Boom()}))
+    """The export stage's reader of a trained head: a real head's weights come back whole; a crafted file is
+    refused (Boom would exit the tests if it were unpickled)."""
+    from pipeline.map_heads import MapHead, load_head
+
+    rng = np.random.default_rng(0)
+    head = MapHead(rng.normal(size=(16, 4)).astype(np.float32), rng.normal(size=16).astype(np.float32), 8, 2, seed=3)
+    torch.save(head.state_dict(), tmp_path / "head.pt")
+    x = torch.from_numpy(rng.normal(size=(5, 16)).astype(np.float32))
+    with torch.inference_mode():
+        assert torch.equal(load_head(tmp_path / "head.pt", (16, 4), 8, 2)(x), head.eval()(x))
+    crafted = tmp_path / "crafted.pt"
+    crafted.write_bytes(pickle.dumps({"weight": Boom()}))
     with pytest.raises(pickle.UnpicklingError):
-        torch.load(path, weights_only=True)
+        load_head(crafted, (16, 4), 8, 2)
 
 
 def test_code_reads_caches_safely():

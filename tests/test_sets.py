@@ -1,17 +1,18 @@
 """Whole image sets at the edges: each works (with what it could not do reported) or stops with a one-line
 error that says what to change."""
 
-import json
 import shutil
 
-from click.testing import CliRunner
+import pytest
 
-from pipeline.cli import main
+from helpers import cli, quick_settings, record
+
+pytestmark = pytest.mark.full  # whole decks and runs: the full suite
 
 
 def deck(tmp_path, images):
     out, slides = tmp_path / "out", tmp_path / "slides"
-    result = CliRunner().invoke(main, ["deck", "--images", str(images), "--out", str(out), "--set", f"slides={slides}"])
+    result = cli("deck", "--images", str(images), "--out", str(out), "--set", f"slides={slides}", *quick_settings())
     return result, out, slides
 
 
@@ -32,7 +33,7 @@ def test_no_images_is_a_clear_error(tmp_path):
 def test_one_image_makes_a_deck_that_says_what_it_could_not_do(tmp_path, small_set):
     result, out, slides = deck(tmp_path, copy_some(small_set, tmp_path / "one", 1))
     assert result.exit_code == 0, result.output
-    not_run = json.loads((out / "run.json").read_text())["not_run"]
+    not_run = record(out)["not_run"]
     assert not_run["pca"] == "PCA needs at least 3 images for a 2-D map, got 1"
     assert not_run["clusters"] == "clustering needs at least 3 images, got 1"
     assert "**1 images**" in (slides / "slides.md").read_text()
@@ -41,11 +42,12 @@ def test_one_image_makes_a_deck_that_says_what_it_could_not_do(tmp_path, small_s
 def test_identical_images_and_one_class(tmp_path, small_set):
     result, out, slides = deck(tmp_path, copy_some(small_set, tmp_path / "same", 8, same=True))
     assert result.exit_code == 0, result.output
-    record = json.loads((out / "run.json").read_text())
-    assert len(record["summaries"]["ingest"]["duplicates"]) == 7
-    assert "knn_accuracy" not in record["summaries"]["retrieval"], "no labels, no accuracy"
-    assert "clusters" not in record["not_run"], record["not_run"]
-    assert "No labels" in (slides / "slides.md").read_text() or "retrieval" in record["not_run"]
+    rec = record(out)
+    assert len(rec["summaries"]["ingest"]["duplicates"]) == 7
+    assert "knn_accuracy" not in rec["summaries"]["retrieval"], "no labels, no accuracy"
+    assert "clusters" not in rec["not_run"], rec["not_run"]
+    assert "retrieval" not in rec["not_run"]
+    assert "No labels in this image folder" in (slides / "slides.md").read_text()
 
 
 def test_two_images_of_one_class_with_impossible_settings(tmp_path, small_set):
@@ -54,24 +56,24 @@ def test_two_images_of_one_class_with_impossible_settings(tmp_path, small_set):
     for path in sorted((small_set / "Bag").iterdir())[:2]:
         shutil.copy(path, images / path.name)
     out, slides = tmp_path / "out", tmp_path / "slides"
-    result = CliRunner().invoke(main, ["deck", "--images", str(images.parent), "--out", str(out), "--set", f"slides={slides}",
-                                       "--set", "clusters.k_max=300", "--set", "tsne.perplexity=500"])
+    result = cli("deck", "--images", str(images.parent), "--out", str(out), "--set", f"slides={slides}",
+                 *quick_settings(), "--set", "clusters.k_max=300", "--set", "tsne.perplexity=500")
     assert result.exit_code == 0, result.output
-    record = json.loads((out / "run.json").read_text())
-    assert record["summaries"]["ingest"]["labels"] == ["Bag"]
-    assert record["not_run"]["pca"] == "PCA needs at least 3 images for a 2-D map, got 2"
-    assert record["not_run"]["tsne"] == "needs pca, which could not run"
-    assert record["not_run"]["clusters"] == "clustering needs at least 3 images, got 2"
-    assert "knn_accuracy" not in record["summaries"]["retrieval"], "one class: nothing to classify"
+    rec = record(out)
+    assert rec["summaries"]["ingest"]["labels"] == ["Bag"]
+    assert rec["not_run"]["pca"] == "PCA needs at least 3 images for a 2-D map, got 2"
+    assert rec["not_run"]["tsne"] == "needs pca, which could not run"
+    assert rec["not_run"]["clusters"] == "clustering needs at least 3 images, got 2"
+    assert "knn_accuracy" not in rec["summaries"]["retrieval"], "one class: nothing to classify"
 
 
 def test_more_clusters_and_a_larger_perplexity_than_the_set_allows_are_lowered_and_said(tmp_path, small_set):
     out, slides = tmp_path / "out", tmp_path / "slides"
-    result = CliRunner().invoke(main, ["deck", "--images", str(small_set), "--out", str(out), "--set", f"slides={slides}",
-                                       "--set", "clusters.k_max=300", "--set", "tsne.perplexity=500",
-                                       "--set", "umap.n_neighbors=100"])
+    result = cli("deck", "--images", str(small_set), "--out", str(out), "--set", f"slides={slides}",
+                 *quick_settings(), "--set", "clusters.k_max=300", "--set", "tsne.perplexity=500",
+                 "--set", "umap.n_neighbors=100")
     assert result.exit_code == 0, result.output
-    s = json.loads((out / "run.json").read_text())["summaries"]
+    s = record(out)["summaries"]
     assert s["clusters"]["adjustment"] == "k_max 300 is more clusters than 60 images allow; lowered to 59"
     assert s["tsne"]["adjustment"] == "perplexity 500 is too large for 60 images; lowered to 19.67"
     assert s["umap"]["adjustment"] == "n_neighbors 100 is too large for 60 images; lowered to 59"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers import ROOT
 from pipeline import codegraph
 from pipeline.config import Config
 from pipeline.registry import STAGES, describe
 from pipeline.runner import Runner, explain_change
 
-ROOT = Path(__file__).resolve().parent.parent
 STAGE_DIR = ROOT / "pipeline" / "stages"
 
 

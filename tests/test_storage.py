@@ -45,6 +45,7 @@ def test_discovery_through_pyarrow_skips_hidden_entries_and_never_follows_a_link
     assert [p.name for p in local_found] == [p.name for p in uri_found] and local_skipped == uri_skipped
 
 
+@pytest.mark.full
 def test_a_uri_folder_gives_the_same_manifest_and_features(tmp_path, small_set):
     results = {}
     for name, images_at in (("path", str(small_set)), ("uri", small_set.as_uri())):

@@ -69,6 +69,9 @@ def kneedle(ks: list[int], sse: list[float]) -> int:
 
 
 def choose_k(ks: list[int], silhouette: list[float], davies_bouldin: list[float], elbow: int) -> tuple[int, str]:
+    if not np.isfinite(np.asarray(silhouette, float)).any():  # fewer than two clusters came out at every k
+        return elbow, (f"silhouette and Davies-Bouldin are undefined at every k (k-means found a single cluster: "
+                       f"the images are alike); k={elbow}, the elbow of the SSE curve")
     sil, db = np.nan_to_num(silhouette, nan=-1.0), np.nan_to_num(davies_bouldin, nan=np.inf)
     best_sil, best_db = ks[int(np.argmax(sil))], ks[int(np.argmin(db))]
     votes = {"elbow": elbow, "silhouette": best_sil, "Davies-Bouldin": best_db}
@@ -168,7 +171,7 @@ def run(ctx: StageContext) -> dict:
     figures.image_grid([figures.thumbnail(root / manifest[i]["path"], 64) for i in shown],
                        [labels[i][:12] for i in shown],
                        f"The largest cluster: #{largest}, {len(members)} images" + (" (48 most typical shown)" if len(members) > 48 else ""),
-                       ctx.output("largest"), columns=12)
+                       ctx.output("largest"), columns=12, text_pt=10)
     summary = {"ks": ks, "adjustment": note, "n_init": n_init, "pca_dims": int(x.shape[1]),
                "sweep_images": int(len(swept)), "sweep_sampled": len(swept) < len(cls),
                "silhouette_sampled": len(swept) > cfg.silhouette_sample, "silhouette_sample": cfg.silhouette_sample,

@@ -127,9 +127,7 @@ def check_ensemble(backbone_ran: dict, head_path: Path, want, inputs) -> dict:
 
 def heads_to_export(ctx: StageContext) -> dict:
     """kind -> the parametric stage's trained map head, eval mode (none when that stage did not run)."""
-    import torch
-
-    from ..map_heads import MapHead
+    from ..map_heads import load_head
 
     heads_info = ctx.load_json("parametric", "heads") if ctx.has("parametric") else {}
     heads = {}
@@ -137,10 +135,8 @@ def heads_to_export(ctx: StageContext) -> dict:
         if name not in heads_info:
             continue
         info = heads_info[name]
-        head = MapHead(np.zeros(info["projection"], np.float32), np.zeros(info["projection"][0], np.float32),
-                       info["hidden"], info["layers"])
-        head.load_state_dict(torch.load(ctx.path("parametric", f"{name}_weights"), weights_only=True))
-        heads[kind] = head.eval()
+        heads[kind] = load_head(ctx.path("parametric", f"{name}_weights"), tuple(info["projection"]), info["hidden"],
+                                info["layers"])
     return heads
 
 

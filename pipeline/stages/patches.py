@@ -45,7 +45,7 @@ def run(ctx: StageContext) -> dict:
                 captions.append(title if i == 0 else "")
     figures.image_grid(tiles, captions, f"Patch features: PCA fitted jointly per kind of image "
                        f"({tokens.shape[1]}x{tokens.shape[2]} patches each)", ctx.output("figure"),
-                       columns=len(sources), cell=1.6)
+                       columns=len(sources), cell=1.6, text_pt=12, gap=0.2)  # shown at ~0.4 of its size
     return {"images": len(sources), "grid": list(tokens.shape[1:3]), "threshold": ctx.cfg.patches.threshold,
             "groups": group_notes, "sources": [Path(s["path"]).name for s in sources]}
 

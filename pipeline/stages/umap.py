@@ -55,7 +55,7 @@ def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
     import umap
 
     from ..numba_cache import cache_umap_kernels
-    from ..pca_fit import reduce
+    from ..pca_fit import reduce, spread_out
 
     if knn is None:
         knn = exact_graph(points, n_neighbors - 1, "ip", True, 65_536)
@@ -67,12 +67,13 @@ def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
 
         return umap_map(reduce(points, LAYOUT_DIMS, unit=True), (found, distances), n_neighbors, min_dist, seed)
     cache_umap_kernels()
+    layout = reduce(points, LAYOUT_DIMS, unit=True)
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1,
                         precomputed_knn=(found, distances, None),
-                        init=init if len(points) > n_neighbors + 2 else "random")
+                        init=init if len(points) > n_neighbors + 2 and spread_out(layout) else "random")
     with warnings.catch_warnings():  # new images are placed by the parametric maps, not by UMAP's transform
         warnings.filterwarnings("ignore", message="precomputed_knn.* is not an NNDescent object")
-        return reducer.fit_transform(reduce(points, LAYOUT_DIMS, unit=True)).astype(np.float32)
+        return reducer.fit_transform(layout).astype(np.float32)
 
 
 def run(ctx: StageContext) -> dict:

@@ -1,6 +1,8 @@
 """Check what `make deck` made, as a person would see it: the built deck and the report in headless Chromium
-(served from loopback) with a real mouse on their maps, and the PDF's pages rendered to pixels. Screenshots go
-to <out>/check-render/.
+(served from loopback) with a real mouse on their maps, and the PDF's pages rendered to pixels. Each slide must
+keep its content on the slide, show no raw markdown, and keep its text (HTML in the PDF, and inside figures)
+at or above deck_judge.TEXT_FLOOR_PX. Screenshots go to <out>/check-render/, with contact-sheet.png: every
+slide in one picture, the ones with a problem framed in red.
 
 Usage: python tests/browser/check_render.py [--out out] [--slides slides] [--dist DIR] [--quick] [--probe TEXT]
 --quick: the maps only (no screenshot of every slide, no PDF): the pytest-level check.
@@ -24,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
+import deck_judge  # noqa: E402
 from map_judge import judge  # noqa: E402
 
 MAP_SLIDE_INK = 0.03  # the printed map slide holds two figures: far more ink than a title over an empty canvas
@@ -73,13 +76,14 @@ def pdf_pages_have_content(pdf: Path, shots: Path, map_slide: int | None) -> lis
     return problems
 
 
-def run_browser(out: Path, dist: Path, images: int, shots: Path, quick: bool, probe: str) -> dict:
-    deck_server, report_server = serve(dist), serve(out / "report")
+def run_browser(out: Path | None, dist: Path, images: int, shots: Path, mode: str, probe: str) -> dict:
+    """check_render.mjs on the built deck (and the report in ``out`` unless ``mode`` is "slides")."""
+    deck_server, report_server = serve(dist), serve(out / "report" if out else dist)
     try:
         proc = subprocess.run(
             ["node", str(HERE / "check_render.mjs"), f"http://127.0.0.1:{deck_server.server_port}/index.html",
              f"http://127.0.0.1:{report_server.server_port}/index.html", str(images), str(shots),
-             "quick" if quick else "full", probe], cwd=ROOT, capture_output=True, text=True, timeout=900)
+             mode, probe], cwd=ROOT, capture_output=True, text=True, timeout=900)
     finally:
         deck_server.shutdown()
         report_server.shutdown()
@@ -95,14 +99,39 @@ def check(out: Path, slides: Path, dist: Path, quick: bool, probe: str = "") -> 
     shots = out / "check-render"
     shots.mkdir(parents=True, exist_ok=True)
     record = json.loads((out / "run.json").read_text())
-    result = run_browser(out, dist, record["summaries"]["ingest"]["images"], shots, quick, probe)
+    result = run_browser(out, dist, record["summaries"]["ingest"]["images"], shots, "quick" if quick else "full", probe)
     problems = list(result["problems"])
     if "map" in result:
         problems += judge(result, record)
     if not quick:
         problems += pdf_pages_have_content(slides / "deck.pdf", shots, result.get("mapSlide"))
+        problems += reads_right(result, dist, slides / "deck.pdf", shots)
     (shots / "observed.json").write_text(json.dumps(result, indent=1))
     return result, problems
+
+
+def reads_right(result: dict, dist: Path, pdf: Path | None, shots: Path) -> list[str]:
+    """What deck_judge finds in the measured slides (overflow, raw markdown, figure text under the floor) and
+    in the PDF's text; the contact sheet of every slide, with those slides framed, in ``shots``. The smallest
+    text sizes found are recorded in ``result["text_px"]``."""
+    problems = deck_judge.overflowing(result.get("overflow", {})) + deck_judge.raw_markdown(result.get("texts", {}))
+    found, result["text_px"] = deck_judge.small_figure_text(result.get("images", {}), dist)
+    problems += found
+    if pdf is not None:
+        found, result["pdf_text_px"] = deck_judge.small_pdf_text(pdf)
+        problems += found
+    marked = {int(m) for p in problems for m in re.findall(r"^(?:slide|PDF page) (\d+):", p)}
+    numbered = [(int(p.stem.split("-")[1]), p) for p in sorted(shots.glob("slide-[0-9][0-9].png"))]
+    if numbered:
+        result["contact_sheet"] = str(deck_judge.contact_sheet(numbered, shots / "contact-sheet.png", marked))
+    return problems
+
+
+def check_slides(dist: Path, pdf: Path | None, shots: Path) -> tuple[dict, list[str]]:
+    """A built deck alone (no run, no report, no map): every slide measured, judged and screenshotted."""
+    shots.mkdir(parents=True, exist_ok=True)
+    result = run_browser(None, dist, 0, shots, "slides", "")
+    return result, list(result["problems"]) + reads_right(result, dist, pdf, shots)
 
 
 def main() -> int:
@@ -119,6 +148,11 @@ def main() -> int:
     hovers = sum(len(result.get("map", {}).get(kind, {}).get("hovers", [])) for kind in ("deck", "report"))
     print(f"deck: {result.get('slides', 0)} slides checked; maps: {hovers} hovers judged; screenshots in "
           f"{out / 'check-render'}")
+    if not args.quick:
+        sizes = ", ".join(f"{what} {result[key]:.1f} px" for what, key in (("PDF text", "pdf_text_px"),
+                          ("figure text", "text_px")) if result.get(key) is not None)
+        print(f"smallest text on a slide (980 px wide; floor {deck_judge.TEXT_FLOOR_PX:g} px): {sizes}; contact sheet: "
+              f"{result.get('contact_sheet')}")
     for problem in problems:
         print(f"PROBLEM: {problem}", file=sys.stderr)
     return 1 if problems else 0
