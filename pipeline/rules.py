@@ -112,8 +112,9 @@ def duplicates(groups: int, images: int, total: int, rule: dict, byte_groups: in
     cannot tell copies from look-alikes: that is said instead of a count."""
     exact = (f"; {byte_groups} group{'s' * (byte_groups != 1)} of byte-identical files ({byte_images} images)"
              if byte_groups else "; no byte-identical files")
-    basis = (f"grey pixels correlating >= {rule['floor']:g}, and 1 - correlation at most {rule['ratio']:g}x that "
-             f"of the image's {rule['scale_k']}th most correlated neighbour, drawn towards the set's median nearest")
+    # The whole rule, with every threshold, is on the Near-duplicates slide; the sentence names its two tests.
+    basis = (f"grey pixels correlating >= {rule['floor']:g}, at most {rule['ratio']:g}x as far as the image's "
+             f"{rule['scale_k']}th neighbour")
     if images > BULK * total:
         return (f"{images} images ({images / total:.0%}) pass the near-duplicate rule ({basis}): too many to be "
                 f"edited copies, so this set's ordinary neighbours are that alike and no count is given{exact}.")

@@ -57,8 +57,7 @@ def test_cluster_purity():
 
 def test_duplicates_counts_groups_and_exact_copies():
     rule = {"floor": 0.9, "ratio": 0.1, "scale_k": 5}
-    basis = ("grey pixels correlating >= 0.9, and 1 - correlation at most 0.1x that of the image's 5th most correlated "
-             "neighbour, drawn towards the set's median nearest")
+    basis = "grey pixels correlating >= 0.9, at most 0.1x as far as the image's 5th neighbour"
     assert rules.duplicates(12, 31, 3000, rule, 2, 4, 0) == (f"12 groups of near-duplicates (edited copies of one "
                                                              f"picture: {basis}), 31 images; 2 groups of byte-identical files (4 images).")
     assert rules.duplicates(0, 0, 3000, rule, 0, 0, 3) == (f"No near-duplicates (edited copies of one picture: {basis}); "
