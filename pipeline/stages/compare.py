@@ -111,10 +111,11 @@ def run(ctx: StageContext) -> dict:
                        ctx.output("maps"))
     patch_figure(ctx, [info for info in backbones if info["kind"] == "network"], ctx.output("patches"))
     labelled = len(set(labels.tolist())) > 1
+    baseline = chance(labels.tolist()) if labelled else {"chance": None, "majority_class": None}
     return {"k": k, "images": int(len(labels)), "backbones": backbones, "rows": rows, "notes": notes,
             "labelled": labelled, "knn_k": cfg.retrieval.knn_k, "folds": next((r["folds"] for r in rows if "folds" in r), 0),
-            "chance": chance(labels.tolist())["chance"] if labelled else None,  # always answering the largest class
-            "majority_class": chance(labels.tolist())["majority_class"] if labelled else None,
+            "chance": baseline["chance"],  # always answering the largest class
+            "majority_class": baseline["majority_class"],
             "measures": [title for title, key in MEASURES if title in series]}
 
 
