@@ -84,6 +84,7 @@ def duplicates_part(ctx: StageContext, manifest, thumbs, graphs, pixels) -> dict
             "median_nearest": found["median_nearest"],
             "lowest_copy": found["lowest_copy"],
             "pairs": found["pairs"], "below_floor": found["below_floor"], "not_standing_out": found["not_standing_out"],
+            "local_change": found["local_change"], "variants_split": found["variants_split"],
             "largest": [[manifest[i]["path"] for i in group] for group in shown],
             "lookalikes_shown": [[manifest[a]["path"], manifest[b]["path"], c] for a, b, c in lookalikes[:GROUPS_SHOWN]]}
 
