@@ -27,7 +27,7 @@ def test_every_planted_copy_joins_its_original_and_look_alikes_stay_apart(imbala
     # Measured on these 363 images: 14 groups, 12 holding a planted copy. The two others are planted look-alike
     # pairs correlating at 0.993 and 0.991, as close as a 28 px photo resized and re-encoded as JPEG 70 is to
     # its original (0.993): at 28 px the pixels hold no more. On 3,035 images (bench) the set's denser
-    # neighbourhoods set them apart: see the README's acceptance table.
+    # neighbourhoods set them apart: see the acceptance table in docs/design.md.
     assert m["duplicate_precision"] >= 0.8, m
     assert m["lookalikes_grouped"] <= 2, m
 
