@@ -156,3 +156,22 @@ def test_ingest_reports_a_broken_heic_and_raw_and_reads_sizes_from_headers(tmp_p
     assert skipped["e.heic"].startswith("not a decodable HEIC/HEIF image (")
     assert skipped["f.dng"].startswith("not a decodable camera RAW file (")
     assert skipped["g.cr2"].startswith("not a decodable camera RAW file (")
+
+
+def test_the_device_jpeg_decoder_gives_what_the_cpu_path_gives(tmp_path, cat):
+    """``gpu_jpeg.decode`` is nvJPEG on CUDA; here torchvision's CPU decoder runs the same function."""
+    from pipeline import gpu_jpeg
+    from pipeline.decoding import decode
+
+    prep = Preprocess(224, 0.875, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    keep = Keep(pixels=32, thumb=48, crop=160, crop_rows=frozenset({0}))
+    path = tmp_path / "turned.jpg"
+    path.write_bytes(oriented_jpeg(photo(cat, 960, 640), 6))
+    on_device, on_cpu = gpu_jpeg.decode(path, 0, keep, prep, 10**9, "cpu"), decode(path, 0, keep, prep, 10**9)
+    assert on_device.keys() == on_cpu.keys() == {"input", "pixels", "thumb", "crop"}
+    for name in on_cpu:
+        assert on_device[name].shape == on_cpu[name].shape, name
+        assert float(np.abs(on_device[name].astype(int) - on_cpu[name]).mean()) < 3, name  # upright, not turned
+    png = tmp_path / "x.png"
+    cv2.imwrite(str(png), photo(cat, 64, 48))
+    assert gpu_jpeg.decode(png, 0, keep, prep, 10**9, "cpu") is None, "not a JPEG: the CPU path decodes it"
