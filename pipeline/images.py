@@ -3,7 +3,8 @@
 Bytes are read by Python (a local file, or a file on shared storage or an object store: ``storage``) and
 decoded by OpenCV's ``imdecode`` so that any path (unicode, spaces) works.
 The header is checked first (with Pillow, which reads it without decoding) so that a decompression bomb is
-refused before any pixel memory is allocated.
+refused before any pixel memory is allocated. Photographs (large JPEGs, HEIC, camera RAW) take their own
+cheaper paths in ``photo_formats``, at the size the caller needs.
 """
 
 from __future__ import annotations
