@@ -52,9 +52,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def decode(where, row: int, keep: Keep, prep: Preprocess, max_pixels: int, device: "str | torch.device") -> dict | None:
     """One JPEG decoded on ``device`` into ``decoding.decode``'s dict; None when the file is not a JPEG or the
     device's decoder refuses it (the caller then decodes it on the CPU, which reports a broken file)."""
-    with warnings.catch_warnings():  # torchvision 0.29's notice that TorchCodec supersedes it
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.io import ImageReadMode, decode_jpeg
 
     data = storage.read_bytes(where)
     if not data.startswith(images.JPEG_MAGIC):
@@ -63,8 +61,10 @@ def decode(where, row: int, keep: Keep, prep: Preprocess, max_pixels: int, devic
     if size is not None and size[0] * size[1] > max_pixels:
         return None  # the CPU path refuses it with its reason
     try:
-        rgb = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB, device=device,
-                          apply_exif_orientation=True)
+        with warnings.catch_warnings():  # torchvision 0.29's notice, on each call, that TorchCodec supersedes it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            rgb = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB,
+                              device=device, apply_exif_orientation=True)
     except RuntimeError:  # corrupt, or a JPEG nvJPEG does not take (CMYK, some progressive): the CPU path decides
         return None
     x = rgb.float()
