@@ -1,6 +1,7 @@
 """``python -m bench``: run the benchmark parts, merge their figures into one JSON file, print the table.
 
-Parts: extract, scale (the 70k run, beside a reference commit's), maps (needs the 70k run's embeddings), report
+Parts: extract, photos (26 MP JPEGs decoded at the size needed, beside today's full decode), scale (the 70k run,
+beside a reference commit's), maps (needs the 70k run's embeddings), report
 and place (both on the 70k run's output folder, or the one ``--run`` names), deck, ray (the Ray engine against the
 local one), compare (what `make compare` adds to the demo deck), acceptance (the findings' precision and recall
 on real sets with planted problems: Fashion-MNIST, 8x8 digits, photo tiles), million (synthetic points made from the 70k run
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import click
 
-PARTS = ("extract", "scale", "maps", "report", "place", "deck", "ray", "compare", "acceptance", "million")
+PARTS = ("extract", "photos", "scale", "maps", "report", "place", "deck", "ray", "compare", "acceptance", "million")
 DEFAULT_PARTS = PARTS[:-1]
 
 
@@ -52,8 +53,8 @@ DEFAULT_PARTS = PARTS[:-1]
 def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, sizes: str, reps: int,
          run_dir: Path | None, fresh_clone: bool, million_source: Path | None, million_n: int,
          million_baseline: int, million_keep: bool, million_stages: str) -> None:
-    from . import (acceptance, common, compare, deck, extraction, maps, million, place, ray_overhead, report, scale, table,
-                   targets)
+    from . import (acceptance, common, compare, deck, extraction, maps, million, photos, place, ray_overhead, report, scale,
+                   table, targets)
 
     logging.basicConfig(level=logging.WARNING)
     wanted = [p.strip() for p in parts.split(",") if p.strip()]
@@ -72,6 +73,8 @@ def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, s
         started = time.perf_counter()
         if part == "extract":
             results[part] = {**extraction.run(reps=reps), "cpu_flags": results["machine"]["cpu_flags"]}
+        elif part == "photos":
+            results[part] = photos.run(out.resolve(), reps=reps)
         elif part == "scale":
             results[part] = scale.run(full_set.resolve(), scale_out.resolve(), reference)
         elif part == "maps":

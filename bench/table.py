@@ -191,12 +191,18 @@ def acceptance_lines(results: dict) -> list[str]:
     return lines(results)
 
 
+def photos_lines(results: dict) -> list[str]:
+    from .photos import lines
+
+    return lines(results)
+
+
 def render(results: dict, targets: list[dict]) -> str:
     m = results["machine"]
     lines = [f"## embdeck bench — {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
              + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"), ""]
-    for part, fn in (("extract", extraction_lines), ("maps", maps_lines), ("scale", scale_lines), ("report", report_lines),
-                     ("place", place_lines), ("deck", deck_lines), ("ray", ray_lines), ("compare", compare_lines),
+    for part, fn in (("extract", extraction_lines), ("photos", photos_lines), ("maps", maps_lines),
+                     ("scale", scale_lines), ("report", report_lines), ("place", place_lines), ("deck", deck_lines), ("ray", ray_lines), ("compare", compare_lines),
                      ("acceptance", acceptance_lines), ("million", million_lines)):
         if part in results:
             lines += fn(results[part])

@@ -141,6 +141,10 @@ def evaluate(results: dict) -> list[dict]:
         add("Ray engine's images/s vs the local engine's, one machine (start-up included)", ratio, ">= 0.75",
             ratio >= 0.75, f"{engines['ray']['images_per_s']} vs {engines['local']['images_per_s']} images/s; "
             f"{engines['ray']['startup_s']} s of Ray start-up, {ray['ray_vs_local']['steady_images_per_s']} once running")
+    if results.get("photos"):
+        from .photos import targets as photo_targets
+
+        rows += photo_targets(results["photos"])
     million = results.get("million")
     if million:
         rows += million_targets(million)

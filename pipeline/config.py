@@ -41,6 +41,7 @@ class IngestConfig:
 
     extensions: tuple[str, ...] = (
         ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".jp2", ".pbm", ".pgm", ".ppm",
+        ".heic", ".heif", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw",
     )
     max_pixels: int = rule(100_000_000, low=1)
     workers: int = rule(0, low=0)  # 0: one per CPU core

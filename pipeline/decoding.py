@@ -96,12 +96,21 @@ class Keep:
     input_rows: frozenset = frozenset()
 
 
+def needed_side(prep: Preprocess, keep: Keep, row: int) -> int:
+    """The shortest side a decoded image may have and still give every copy at full quality: the model's input
+    before its centre crop, the raw-pixel copy, the thumbnail and the patch crop. Photographs are decoded no
+    larger than this (``photo_formats``)."""
+    model = prep.thumbnail_size if prep.mode == "thumbnail" else int(np.floor(prep.input_size / prep.crop_pct))
+    crop = keep.crop if row in keep.crop_rows else 0
+    return max(model, keep.pixels, keep.thumb, crop)
+
+
 def decode(where: "Location", row: int, keep: Keep, prep: Preprocess, max_pixels: int) -> dict:
     """One image file decoded once: ``input`` (the model's uint8 input) and what ``keep`` asks for of row ``row``.
 
     A file that cannot be read raises ``images.ImageReadError`` naming the file."""
     try:
-        rgb = images.read_rgb(where, max_pixels)
+        rgb = images.read_rgb(where, max_pixels, needed_side(prep, keep, row))
     except images.ImageReadError as exc:
         raise images.ImageReadError(f"{where}: {exc}") from None
     found = {"input": prep.resize(rgb)}

@@ -173,6 +173,12 @@ class Extractor:
         an earlier pass already decoded and resized."""
         if isinstance(item, np.ndarray):
             return {"input": item}
+        if self.device.type == "cuda":  # JPEGs decoded by nvJPEG on the device; the rest, and refusals, on the CPU
+            from .gpu_jpeg import decode as on_device
+
+            found = on_device(item, row, keep, self.prep, self.max_pixels, self.device)
+            if found is not None:
+                return found
         return decode(item, row, keep, self.prep, self.max_pixels)
 
     def agreement(self, paths: list[Path]) -> float:

@@ -96,7 +96,7 @@ def thumbnail(path: Path, size: int) -> np.ndarray:
     from .images import ImageReadError, letterbox, read_rgb
 
     try:
-        return letterbox(read_rgb(path), size)
+        return letterbox(read_rgb(path, need=size), size)
     except ImageReadError:
         return np.full((size, size, 3), 255, np.uint8)
 

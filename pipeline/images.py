@@ -3,7 +3,8 @@
 Bytes are read by Python (a local file, or a file on shared storage or an object store: ``storage``) and
 decoded by OpenCV's ``imdecode`` so that any path (unicode, spaces) works.
 The header is checked first (with Pillow, which reads it without decoding) so that a decompression bomb is
-refused before any pixel memory is allocated.
+refused before any pixel memory is allocated. Photographs (large JPEGs, HEIC, camera RAW) take their own
+cheaper paths in ``photo_formats``, at the size the caller needs.
 """
 
 from __future__ import annotations
@@ -16,29 +17,18 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from . import storage  # noqa: E402
+from . import photo_formats, storage  # noqa: E402
+from .photo_formats import JPEG_MAGIC, ImageReadError  # noqa: E402,F401 - this module's API
 
 Image.MAX_IMAGE_PIXELS = None  # we apply our own limit below, with our own message
 
 cv2.setNumThreads(1)  # decoding runs in our own worker threads
 
 
-class ImageReadError(ValueError):
-    """The file is not a usable image; the message is the reason shown to the user."""
-
-
-JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the header alone, or None when Pillow cannot parse it (OpenCV may still)."""
-    import io
-
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            return probe.size
-    except Exception:  # noqa: BLE001 - any parse failure just means "no header info"
-        return None
+def header_size(data: bytes, suffix: str = "") -> tuple[int, int] | None:
+    """(width, height) as shown, from the header alone, or None when it cannot be parsed (OpenCV may still)."""
+    head = photo_formats.header(data, suffix)
+    return None if head is None else (head.width, head.height)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -75,16 +65,21 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2RGB)
 
 
-def decode_rgb(data: bytes, max_pixels: int) -> np.ndarray:
-    """Decode image bytes to an (H, W, 3) uint8 RGB array or raise ImageReadError with the reason."""
+def decode_rgb(data: bytes, max_pixels: int, need: int = 0, suffix: str = "") -> np.ndarray:
+    """Decode image bytes to an (H, W, 3) uint8 RGB array or raise ImageReadError with the reason.
+
+    ``need``: the short side the caller needs (0: full size); ``suffix``: the file's, which names RAW files."""
     if not data:
         raise ImageReadError("empty file (0 bytes)")
-    size = header_size(data)
-    if size is not None and size[0] * size[1] > max_pixels:
+    head = photo_formats.header(data, suffix)
+    if head is not None and head.width * head.height > max_pixels:
         raise ImageReadError(
-            f"declared size {size[0]}x{size[1]} exceeds the limit of {max_pixels:,} pixels "
+            f"declared size {head.width}x{head.height} exceeds the limit of {max_pixels:,} pixels "
             "(raise ingest.max_pixels to allow it)"
         )
+    own = photo_formats.decode(data, need, suffix, head)
+    if own is not None:
+        return own[1] if own[0] == "rgb" else to_rgb(own[1])
     buffer = np.frombuffer(data, dtype=np.uint8)
     if data.startswith(JPEG_MAGIC):
         # JPEG has no alpha; IMREAD_COLOR applies the EXIF orientation and converts CMYK.
@@ -95,15 +90,25 @@ def decode_rgb(data: bytes, max_pixels: int) -> np.ndarray:
         raise ImageReadError("not a decodable image (corrupt, truncated or unsupported format)")
     if image.size == 0:
         raise ImageReadError("image has no pixels")
+    if head is not None and head.format in photo_formats.ORIENTED_BY_US:
+        image = photo_formats.orient(image, head.orientation)
     return to_rgb(image)
 
 
-def read_rgb(path: "str | os.PathLike | storage.StoredPath", max_pixels: int = 100_000_000) -> np.ndarray:
+def checked_size(data: bytes, max_pixels: int, suffix: str = "") -> tuple[int, int]:
+    """(width, height) as shown, from the header, with the file checked by its cheapest whole decode (a JPEG at
+    1/8 still reads every byte of its stream, so a truncated one is caught); raises ImageReadError."""
+    rgb = decode_rgb(data, max_pixels, need=1, suffix=suffix)
+    return header_size(data, suffix) or (rgb.shape[1], rgb.shape[0])
+
+
+def read_rgb(path: "str | os.PathLike | storage.StoredPath", max_pixels: int = 100_000_000,
+             need: int = 0) -> np.ndarray:
     try:
         data = storage.read_bytes(path)
     except OSError as exc:
         raise ImageReadError(f"unreadable: {exc.strerror or exc}") from None
-    return decode_rgb(data, max_pixels)
+    return decode_rgb(data, max_pixels, need, os.path.splitext(str(path))[1])
 
 
 def letterbox(rgb: np.ndarray, size: int) -> np.ndarray:

@@ -69,10 +69,9 @@ def inspect_file(path: Location, root: Location, max_pixels: int) -> dict:
     except OSError as exc:
         return {"path": rel, "reason": f"unreadable: {exc.strerror or exc}"}
     try:
-        rgb = images.decode_rgb(data, max_pixels)
+        width, height = images.checked_size(data, max_pixels, path.suffix)
     except images.ImageReadError as exc:
         return {"path": rel, "reason": str(exc)}
-    height, width = rgb.shape[:2]
     return {
         "path": rel,
         "sha256": hashlib.sha256(data).hexdigest(),
