@@ -38,9 +38,9 @@ def rows(path: Path) -> list[dict]:
 
 def run_findings(images: Path, out: Path, overrides: tuple[str, ...] = ()) -> dict:
     """The pipeline up to the findings on ``images`` (defaults, the offline backbone); the runner's result."""
-    from pipeline.config import load_config
+    from pipeline.engine.config import load_config
+    from pipeline.engine.runner import Runner
     from pipeline.registry import STAGES
-    from pipeline.runner import Runner
 
     cfg = load_config(None, [f"images={images}", f"out={out}", *overrides])
     return Runner(cfg, STAGES).run(only="findings")

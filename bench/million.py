@@ -46,9 +46,9 @@ def analysis_stages(source, points: int) -> list:
 def one_run(source, points: int, out: Path, keep: bool, only: tuple = ()) -> dict:
     """The synthetic set of ``points`` through every analysis stage (``only``: these and what they read), into
     ``out`` (cold unless ``keep``)."""
-    from pipeline.config import load_config
-    from pipeline.record import build_record, write_record
-    from pipeline.runner import Runner
+    from pipeline.engine.config import load_config
+    from pipeline.engine.record import build_record, write_record
+    from pipeline.engine.runner import Runner
 
     if not keep:
         shutil.rmtree(out, ignore_errors=True)

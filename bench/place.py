@@ -78,9 +78,9 @@ def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def refit_tsne(record: dict, union: Path, scratch: Path) -> tuple[np.ndarray, list[str]]:
     """The run's settings on ``union``, up to t-SNE: (coordinates, the manifest's paths)."""
-    from pipeline.config import build
+    from pipeline.engine.config import build
+    from pipeline.engine.runner import Runner
     from pipeline.registry import STAGES, stage_output
-    from pipeline.runner import Runner
 
     cfg = dataclasses.replace(build(record["config"]), images=str(union), out=str(scratch))
     result = Runner(cfg, STAGES).run(only="tsne")
@@ -89,7 +89,7 @@ def refit_tsne(record: dict, union: Path, scratch: Path) -> tuple[np.ndarray, li
 
 
 def run(out: Path, count: int = HELD_OUT, seed: int = 0) -> dict:
-    from pipeline import place as placing
+    from pipeline import new_images as placing
     from pipeline.registry import stage_output
 
     record = json.loads((out / "run.json").read_text(encoding="utf-8"))

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import hash_json, load_npy
-from pipeline.neighbours import flat_search
-from pipeline.sampling import sample_indices
-from pipeline.stage import Stage, StageContext
+from pipeline.engine.artifacts import hash_json, load_npy
+from pipeline.engine.stage import Stage, StageContext
+from pipeline.methods.knn import flat_search
+from pipeline.methods.sampling import sample_indices
 from pipeline.stages import extract as real_extract
 from pipeline.stages import ingest as real_ingest
 

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .stage import SUMMARY, Stage
-from .stages import (classes, clusters, compare, export, extract, fidelity, findings, gallery, ingest, neighbours,
-                     parametric, patches, pca, retrieval, tsne, umap)
+from .engine.stage import SUMMARY, Stage
+from .stages import (
+    classes,
+    clusters,
+    compare,
+    export,
+    extract,
+    fidelity,
+    findings,
+    gallery,
+    ingest,
+    neighbours,
+    parametric,
+    patches,
+    pca,
+    retrieval,
+    tsne,
+    umap,
+)
 
 STAGES: list[Stage] = [
     ingest.STAGE, extract.STAGE, pca.STAGE, neighbours.STAGE, tsne.STAGE, umap.STAGE, parametric.STAGE,

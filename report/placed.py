@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import map_data
-from pipeline.artifacts import load_npy
-from pipeline.place import PLACED
+from pipeline.engine.artifacts import load_npy
+from pipeline.new_images import PLACED
+from pipeline.pictures import map_data
 from pipeline.registry import stage_output
 
 from .render import copy_if_changed, write_if_changed

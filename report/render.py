@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from pipeline.config import Config
+from pipeline.engine.config import Config
 
 from .context import deck_context
 

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from pipeline import map_heads, neighbours, pca_fit, probes, quality, sampling
-from pipeline.artifacts import StageError
+from pipeline.analyses import probes
+from pipeline.engine.artifacts import StageError
+from pipeline.methods import knn as neighbours
+from pipeline.methods import map_heads, pca_fit, quality, sampling
 from pipeline.stages import clusters, parametric, patches, retrieval, tsne, umap
 
 

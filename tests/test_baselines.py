@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from pipeline import baselines, rules
+from pipeline.analyses import baselines
+from pipeline.analyses import finding_rules as rules
 
 
 def imbalanced_labels() -> list[str]:

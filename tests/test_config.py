@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from pipeline.config import Config, ConfigError, diff_params, load_config
+from pipeline.engine.config import Config, ConfigError, diff_params, load_config
 
 
 def test_defaults_are_the_seed_settings():
@@ -105,10 +105,9 @@ def test_settings_declared_unkeyed_stay_out_of_cache_keys_and_nothing_else_does(
     """How extraction runs (engine, workers, retries) is recorded but not keyed: equal outputs either way. The
     backbone's name and weights file are keyed by what they resolve to (the network and its weights' sha256, in
     the extract stage's fingerprint); the hub's timeout and the comparison list change no output of theirs."""
+    from pipeline.engine.config import sections
+    from pipeline.engine.runner import Runner
     from pipeline.registry import STAGES
-    from pipeline.runner import Runner
-
-    from pipeline.config import sections
 
     unkeyed = {f"{name}.{f.name}" for name in sections()
                for f in dataclasses.fields(getattr(Config(), name)) if not f.metadata.get("keyed", True)}

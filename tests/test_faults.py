@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers import cli, record
 
 
@@ -58,7 +57,7 @@ def test_a_full_disk_is_a_one_line_error_and_keeps_finished_stages(tmp_path, sma
     assert ok.exit_code == 0, ok.output
     kept = sorted(p.read_bytes() for p in out.glob("cache/ingest/*/*"))
 
-    from pipeline import runner
+    from pipeline.engine import runner
 
     def full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

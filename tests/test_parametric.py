@@ -3,8 +3,8 @@ is judged in test_analyses.py and the full suite's run)."""
 
 import numpy as np
 
-from pipeline import sampling
-from pipeline.config import load_config
+from pipeline.engine.config import load_config
+from pipeline.methods import sampling
 from pipeline.stages import parametric
 
 

@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from pipeline.config import load_config
-from pipeline.runner import Runner
-
 from toy_stages import STAGES
+
+from pipeline.engine.config import load_config
+from pipeline.engine.runner import Runner
 
 HERE = Path(__file__).parent
 
@@ -100,7 +99,7 @@ def test_variants_are_cached_apart_and_leave_the_lock_alone(tmp_path):
     the run's config is the run's own), adding a variant runs only that one, and the lock keeps the run's key."""
     import dataclasses
 
-    from pipeline.stage import Stage, Variants
+    from pipeline.engine.stage import Stage, Variants
 
     def seeds(cfg):
         return {f"seed {s}": dataclasses.replace(cfg, demo=dataclasses.replace(cfg.demo, seed=s))
@@ -134,13 +133,13 @@ def test_a_source_edited_while_a_stage_runs_keeps_nothing_under_its_key(tmp_path
     source) computes it again."""
     import shutil
 
-    from pipeline.stage import Stage
-
     from toy_stages import make_numbers
+
+    from pipeline.engine.stage import Stage
 
     code = tmp_path / "code"
     shutil.copytree(HERE.parent / "pipeline", code / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
-    edited = code / "pipeline" / "stage.py"
+    edited = code / "pipeline" / "engine" / "stage.py"
 
     def numbers_while_editing(ctx):
         edited.write_text(edited.read_text() + "\n# edited mid-run\n")
@@ -149,7 +148,7 @@ def test_a_source_edited_while_a_stage_runs_keeps_nothing_under_its_key(tmp_path
     cfg = load_config(None, [f"out={tmp_path / 'out'}"])
     spec = {"params": ("demo",), "outputs": {"numbers": "numbers.npy"}}
     failed = Runner(cfg, [Stage("numbers", numbers_while_editing, **spec)], code_root=code).run()["stages"]["numbers"]
-    assert failed["state"] == "failed" and "pipeline/stage.py changed on disk" in failed["reason"]
+    assert failed["state"] == "failed" and "pipeline/engine/stage.py changed on disk" in failed["reason"]
     assert not list((tmp_path / "out" / "cache" / "numbers").iterdir()), "nothing kept, not even a partial entry"
     again = Runner(cfg, [Stage("numbers", make_numbers, **spec)], code_root=code).run()["stages"]["numbers"]
     assert again["state"] == "ran"

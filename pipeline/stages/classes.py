@@ -23,12 +23,23 @@ from collections import Counter
 
 import numpy as np
 
-from ..artifacts import StageError
-from ..baselines import SMALLEST_JUDGED, too_small
-from ..manifest import manifest_labels, read_manifest
-from ..probes import fold_of, knn_from_graph, linear_probe, out_of_fold_probabilities, usable_folds
-from ..problems import confused_pairs, cross_class_examples, label_issues, neighbour_class_shares
-from ..stage import Stage, StageContext
+from ..analyses.baselines import SMALLEST_JUDGED, too_small
+from ..analyses.probes import (
+    fold_of,
+    knn_from_graph,
+    linear_probe,
+    out_of_fold_probabilities,
+    usable_folds,
+)
+from ..analyses.problems import (
+    confused_pairs,
+    cross_class_examples,
+    label_issues,
+    neighbour_class_shares,
+)
+from ..engine.artifacts import StageError
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import manifest_labels, read_manifest
 
 PAIRS_SHOWN = 3
 EXAMPLES_PER_PAIR = 4
@@ -36,7 +47,7 @@ ISSUES_SHOWN = 24
 
 
 def run(ctx: StageContext) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     cfg, knn_cfg = ctx.cfg.findings, ctx.cfg.retrieval
     manifest = read_manifest(ctx)[0]

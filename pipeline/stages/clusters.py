@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..artifacts import StageError
-from ..clustering import UnitConcatenation, kmeans, kmeans_at, prepare, restarts
-from ..manifest import manifest_labels, read_manifest
-from ..pca_fit import covariance, reduce
-from ..sampling import sample_indices, spread_indices
-from ..stage import Stage, StageContext
+from ..engine.artifacts import StageError
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import manifest_labels, read_manifest
+from ..methods.kmeans import UnitConcatenation, kmeans, kmeans_at, prepare, restarts
+from ..methods.pca_fit import covariance, reduce
+from ..methods.sampling import sample_indices, spread_indices
 
 if TYPE_CHECKING:
-    from ..config import ClusterConfig
+    from ..engine.config import ClusterConfig
 
 
 def k_grid(n: int, k_min: int, k_max: int, steps: int) -> tuple[list[int], str]:
@@ -117,7 +117,7 @@ def medoid_order(x: np.ndarray, members: np.ndarray) -> np.ndarray:
 
 
 def run(ctx: StageContext) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     cfg = ctx.cfg.clusters
     manifest, root = read_manifest(ctx)
@@ -130,7 +130,10 @@ def run(ctx: StageContext) -> dict:
     # features (the concatenation only doubles it), so one sweep stands for all three.
     probe = spread_indices(len(cls), 1000)
     identical = bool(np.allclose(cls[probe], mean[probe], atol=1e-5))
-    from ..accel import device, moments  # on a GPU when there is one (``device``)
+    from ..methods.accel import (  # on a GPU when there is one (``device``)
+        device,
+        moments,
+    )
 
     gpu, moments_here = device(ctx.cfg.device), moments(ctx.cfg.device) or covariance
     prepared = {"CLS / global": prepare(cls, cfg.pca_dims, moments_here)}

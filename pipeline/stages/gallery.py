@@ -4,7 +4,7 @@ Inputs: ``ingest`` (paths, labels), ``extract`` (the thumbnails kept when each i
 ``umap``, ``parametric`` (optional: the parametric UMAP's map of every image, the map that ``embdeck place``
 puts new images on besides t-SNE's), ``clusters`` (optional: colour by cluster), ``neighbours`` (the embedding graph: each image's
 nearest neighbours with their cosine similarity, and its outlier score, ``findings.outlier_k``).
-Params: ``gallery``, ``findings``. Outputs (format in ``pipeline/map_data.py``, read by ``web/map-core.js``):
+Params: ``gallery``, ``findings``. Outputs (format in ``pipeline/pictures/map_data.py``, read by ``web/map-core.js``):
 ``points`` (``map/points.js``: the maps, labels, clusters, outlier scores and file names of all N images;
 beside it the thumbnail sheets ``map/tiles-*.webp`` and the neighbour files ``map/nbrs-*.js``), ``order``
 (the manifest row of each map position), ``mosaic`` (the picture) and ``mosaic_layout`` (which image is in
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import map_data
-from ..manifest import manifest_labels, read_manifest
-from ..neighbours import outlier_scores
-from ..stage import Stage, StageContext
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import manifest_labels, read_manifest
+from ..methods.knn import outlier_scores
+from ..pictures import map_data
 
 
 def write_map(ctx: StageContext, manifest: list[dict], order: np.ndarray, maps: dict) -> dict:
@@ -55,7 +55,7 @@ def write_map(ctx: StageContext, manifest: list[dict], order: np.ndarray, maps: 
 def run(ctx: StageContext) -> dict:
     import cv2
 
-    from .. import mosaic
+    from ..pictures import mosaic
 
     cfg = ctx.cfg.gallery
     manifest = read_manifest(ctx)[0]

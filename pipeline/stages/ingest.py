@@ -13,12 +13,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ..artifacts import StageError, hash_json
-from ..stage import Stage, StageContext
-from ..storage import Location, location, read_bytes, relative, walk
+from ..engine.artifacts import StageError, hash_json
+from ..engine.stage import Stage, StageContext
+from ..imaging.storage import Location, location, read_bytes, relative, walk
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..engine.config import Config
 
 
 def image_root(cfg: "Config") -> Location:
@@ -61,7 +61,7 @@ def folder_listing(cfg: "Config") -> dict:
 
 
 def inspect_file(path: Location, root: Location, max_pixels: int) -> dict:
-    from .. import images
+    from ..imaging import images
 
     rel = relative(path, root)
     try:

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..artifacts import StageError
-from ..manifest import manifest_labels, read_manifest
-from ..sampling import holdout_split, sample_of
-from ..stage import Stage, StageContext
+from ..engine.artifacts import StageError
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import manifest_labels, read_manifest
+from ..methods.sampling import holdout_split, sample_of
 
 if TYPE_CHECKING:
     import torch
 
-    from ..config import Config
+    from ..engine.config import Config
 
 PROJECTION_DIMS = 50
 LAYERS = {"param_umap": 2, "tsne_mlp": 1}  # the t-SNE MLP is the seed's: in -> 256 -> ReLU -> 2
@@ -35,8 +35,8 @@ def judge(embeddings, coords, heldout, trained_rows, k: int, seed: int) -> dict:
     Both measures depend on how many points share the map, so the training side is sampled to the
     held-out count: otherwise the comparison would favour whichever side has more points.
     """
-    from ..neighbours import normalise
-    from ..quality import map_fidelity
+    from ..methods.knn import normalise
+    from ..methods.quality import map_fidelity
 
     sample = sample_of(trained_rows, int(heldout.sum()), seed)
     held = np.flatnonzero(heldout)
@@ -45,7 +45,7 @@ def judge(embeddings, coords, heldout, trained_rows, k: int, seed: int) -> dict:
 
 
 def timed_projection(head, embeddings) -> tuple[np.ndarray, float]:
-    from ..map_heads import project
+    from ..methods.map_heads import project
 
     project(head, embeddings[:8])  # warm-up
     started = time.perf_counter()
@@ -81,9 +81,15 @@ def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, c
     ``tsne_images_per_epoch`` training images an epoch. Both caps keep the training time from growing with
     the set; the bench shows held-out fidelity at 70,000 and at a million points.
     """
-    from ..map_heads import MapHead, projected, train_tsne_regressor, train_umap_encoder, umap_graph
-    from ..neighbours import exact_graph
-    from ..pca_fit import scaled_projection
+    from ..methods.knn import exact_graph
+    from ..methods.map_heads import (
+        MapHead,
+        projected,
+        train_tsne_regressor,
+        train_umap_encoder,
+        umap_graph,
+    )
+    from ..methods.pca_fit import scaled_projection
 
     p = cfg.parametric
     train = np.flatnonzero(~heldout)
@@ -119,8 +125,8 @@ def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, c
 def run(ctx: StageContext) -> dict:
     import torch
 
-    from .. import figures
-    from ..devices import pick_device
+    from ..imaging.devices import pick_device
+    from ..pictures import figures
 
     cfg, k = ctx.cfg.parametric, ctx.cfg.fidelity.k
     torch.use_deterministic_algorithms(True)

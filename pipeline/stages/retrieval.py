@@ -7,7 +7,7 @@ With labels: precision@k of retrieval over every image (itself excluded) and k-N
 vote, the usual k-NN probe) and stratified ``folds``-fold cross-validation (its k nearest outside its own
 fold), for the embeddings and, as the baseline, for raw pixels (each image squeezed to
 ``extract.keep_pixels`` square, as extraction kept it). Chance is the largest class's share (always answering
-it); with imbalanced classes balanced accuracy stands beside accuracy (``pipeline.baselines``). Outputs: ``neighbours`` (N, top_k), ``scores`` and
+it); with imbalanced classes balanced accuracy stands beside accuracy (``pipeline.analyses.baselines``). Outputs: ``neighbours`` (N, top_k), ``scores`` and
 the ``grid`` of queries and their neighbours.
 """
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..baselines import balanced_accuracy, chance
-from ..manifest import manifest_labels, read_manifest
-from ..probes import knn_from_graph
-from ..sampling import pick_queries
-from ..stage import Stage, StageContext
+from ..analyses.baselines import balanced_accuracy, chance
+from ..analyses.probes import knn_from_graph
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import manifest_labels, read_manifest
+from ..methods.sampling import pick_queries
 
 
 def precision_at_k(neighbours: np.ndarray, labels: np.ndarray) -> float:
@@ -27,7 +27,7 @@ def precision_at_k(neighbours: np.ndarray, labels: np.ndarray) -> float:
 
 
 def run(ctx: StageContext) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     cfg = ctx.cfg.retrieval
     manifest, root = read_manifest(ctx)

@@ -13,12 +13,11 @@ import warnings
 
 import numpy as np
 
-from ..artifacts import StageError
-from ..gpu_maps import REPRODUCIBILITY, use_cuml
-from ..manifest import manifest_labels, read_manifest
-from ..neighbours import exact_graph
-from ..stage import Stage, StageContext
-
+from ..engine.artifacts import StageError
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import manifest_labels, read_manifest
+from ..methods.gpu_maps import REPRODUCIBILITY, use_cuml
+from ..methods.knn import exact_graph
 
 LAYOUT_DIMS = 50  # what umap-learn gets of the data (see fit_umap)
 STARTS = {"pca": "PCA", "spectral": "spectral embedding"}  # umap.init as the slide names it
@@ -54,8 +53,8 @@ def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
     """
     import umap
 
-    from ..numba_cache import cache_umap_kernels
-    from ..pca_fit import reduce, spread_out
+    from ..methods.numba_cache import cache_umap_kernels
+    from ..methods.pca_fit import reduce, spread_out
 
     if knn is None:
         knn = exact_graph(points, n_neighbors - 1, "ip", True, 65_536)
@@ -63,7 +62,7 @@ def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
         raise StageError(f"UMAP needs {n_neighbors - 1} neighbours per point, the graph has {knn[0].shape[1]}")
     found, distances = with_self(*knn, n_neighbors)
     if on_gpu:
-        from ..gpu_maps import umap_map
+        from ..methods.gpu_maps import umap_map
 
         return umap_map(reduce(points, LAYOUT_DIMS, unit=True), (found, distances), n_neighbors, min_dist, seed)
     cache_umap_kernels()
@@ -77,7 +76,7 @@ def fit_umap(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
 
 
 def run(ctx: StageContext) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     cfg = ctx.cfg.umap
     embeddings = ctx.load_npy("extract", "embeddings", mmap=True)

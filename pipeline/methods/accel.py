@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .devices import pick_device
+from ..imaging.devices import pick_device
 
 BLOCK = 16_384
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import finite
+from ..engine.artifacts import finite
 
 FORMAT = 1
 SHEET_SIDE = 16  # tiles per sheet row and column: 256 thumbnails a sheet

@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from .artifacts import StageError
+from ..engine.artifacts import StageError
 
 # cuBLAS is deterministic (torch.use_deterministic_algorithms) only with a fixed workspace, set before its first
 # handle exists (torch's reproducibility notes); every module that runs a network on a device imports this one.

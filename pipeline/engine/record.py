@@ -6,7 +6,7 @@ import platform
 from importlib import metadata
 from typing import TYPE_CHECKING
 
-from . import __version__
+from .. import __version__
 from .artifacts import write_json_atomic
 
 if TYPE_CHECKING:

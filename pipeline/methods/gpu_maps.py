@@ -14,7 +14,7 @@ import importlib.util
 
 import numpy as np
 
-from .artifacts import StageError
+from ..engine.artifacts import StageError
 
 ENGINES = ("auto", "cpu", "cuml")
 REPRODUCIBILITY = "cuML on the GPU: seeded, but not bit-for-bit reproducible between runs (about 3 digits)"

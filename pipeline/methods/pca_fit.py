@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .neighbours import normalise
+from .knn import normalise
 
 BLOCK = 16_384  # rows per block: 16,384 x 1280 float64 is 168 MB (and its centred copy)
 

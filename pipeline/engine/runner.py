@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import codegraph, memory
-from .artifacts import StageError, file_sha256, hash_json, json_text, write_json, write_json_atomic
+from .artifacts import (
+    StageError,
+    file_sha256,
+    hash_json,
+    json_text,
+    write_json,
+    write_json_atomic,
+)
 from .config import diff_params
 from .record import versions
 from .stage import SUMMARY, Stage, StageContext

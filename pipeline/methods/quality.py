@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .neighbours import nearest, normalise
+from .knn import nearest, normalise
 from .sampling import sample_indices
 
 SAMPLE = 5000

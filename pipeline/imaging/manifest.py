@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .storage import Location, location
 
 if TYPE_CHECKING:
-    from .stage import StageContext
+    from ..engine.stage import StageContext
 
 
 def read_manifest(ctx: "StageContext") -> tuple[list[dict], Location]:

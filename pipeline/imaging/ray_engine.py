@@ -31,8 +31,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..engine.artifacts import StageError
 from . import decoding, storage
-from .artifacts import StageError
 
 log = logging.getLogger("embdeck")
 
@@ -110,8 +110,8 @@ def connect(verbose: bool = False) -> Cluster:
     started = time.perf_counter()
     started_here = False
     if not ray.is_initialized():
-        # This very package travels with the job, so every worker runs the driver's code.
-        options = {"runtime_env": {"py_modules": [os.path.dirname(os.path.abspath(__file__))]},
+        # This very package (pipeline/, two folders up) travels with the job, so every worker runs the driver's code.
+        options = {"runtime_env": {"py_modules": [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]},
                    "log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
         try:
             ray.init(address="auto", **options)

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import StageError, write_json_atomic
+from .engine.artifacts import StageError, write_json_atomic
 from .registry import stage_output
-
 
 PLACED = "placed"
 FORMATS = {"pt2": "model.pt2", "torchscript": "model.pt"}
@@ -53,7 +52,7 @@ def finished_run(out: Path, model_file: str) -> dict:
 
 def preprocess_of(record: dict):
     """The run's preprocessing, from its record (no backbone is built)."""
-    from .features import Preprocess
+    from .imaging.features import Preprocess
 
     p = record["summaries"]["extract"]["preprocess"]
     return Preprocess(p["input_size"], p["crop_pct"], p["interpolation"], tuple(p["mean"]), tuple(p["std"]), p["mode"],
@@ -62,7 +61,7 @@ def preprocess_of(record: dict):
 
 def read_images(folder: Path, extensions: tuple[str, ...], max_pixels: int) -> tuple[list, list[dict]]:
     """([(relative path, RGB array)], skipped [{path, reason}]) for the image files under ``folder``."""
-    from .images import ImageReadError, read_rgb
+    from .imaging.images import ImageReadError, read_rgb
     from .stages.ingest import discover, relative
 
     found, skipped = discover(folder, extensions)
@@ -80,7 +79,7 @@ def run_models(out: Path, model_file: str, record: dict, images: list[np.ndarray
     """(embeddings, {map: points}, seconds spent loading the models) of the images, batch by batch."""
     import torch
 
-    from .model_files import load
+    from .imaging.model_files import load
 
     prep = preprocess_of(record)
     started = time.perf_counter()
@@ -102,8 +101,8 @@ def run_models(out: Path, model_file: str, record: dict, images: list[np.ndarray
 
 def collection_neighbours(record: dict, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cosine similarities) of each new image's ``k`` nearest images in the collection."""
-    from .artifacts import load_npy
-    from .neighbours import flat_search, normalise
+    from .engine.artifacts import load_npy
+    from .methods.knn import flat_search, normalise
 
     collection = load_npy(stage_output(record, "extract", "embeddings"), mmap=True)
     k = min(k, len(collection))
@@ -130,8 +129,8 @@ def placed_on_maps(maps: dict[str, tuple[np.ndarray, np.ndarray]], labels: list[
     faint, by label; every new image a red star; up to ``shown`` of them, spread over the list, as thumbnails."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    from .figures import plt, save
-    from .palette import colour_map
+    from .pictures.figures import plt, save
+    from .pictures.palette import colour_map
 
     fig, axes = plt.subplots(1, len(maps), figsize=(7 * len(maps), 6), squeeze=False)
     names = colour_map(labels)
@@ -156,9 +155,9 @@ def placed_on_maps(maps: dict[str, tuple[np.ndarray, np.ndarray]], labels: list[
 def place(out: Path, folder: Path, model_format: str, k: int, batch_size: int = 32, into: Path | None = None) -> dict:
     """Place the images of ``folder`` on the run in ``out``; returns what ``placed.json`` records. ``into``: write
     elsewhere than ``<out>/placed`` (the bench does, to leave the report's layer alone)."""
-    from . import map_data
-    from .artifacts import load_npy
-    from .images import letterbox
+    from .engine.artifacts import load_npy
+    from .imaging.images import letterbox
+    from .pictures import map_data
 
     out, folder = out.resolve(), folder.resolve()
     if not folder.is_dir():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .artifacts import StageError
+from ..engine.artifacts import StageError
 
 
 def minmax(values: np.ndarray, axis=0, tail: float = 1.0) -> np.ndarray:

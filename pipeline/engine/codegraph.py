@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 PROJECT = "pipeline"
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent  # the folder that holds the package
+DEFAULT_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the package
 _SNAPSHOT: dict[Path, str] = {}  # a source file's sha256 when the package was imported
 
 

@@ -93,7 +93,7 @@ def line_plot(x, series: dict[str, np.ndarray], title: str, path: Path, xlabel: 
 
 def thumbnail(path: Path, size: int) -> np.ndarray:
     """An image file as a size x size RGB tile (letterboxed on white); a blank tile if it cannot be read."""
-    from .images import ImageReadError, letterbox, read_rgb
+    from ..imaging.images import ImageReadError, letterbox, read_rgb
 
     try:
         return letterbox(read_rgb(path), size)

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .sampling import sample_indices
+from ..methods.sampling import sample_indices
 
 
 def grid_shape(n: int, columns: int, rows: int) -> tuple[int, int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .neighbours import normalise
+from .knn import normalise
 from .pca_fit import covariance, reduce
 
 

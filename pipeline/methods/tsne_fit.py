@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .artifacts import StageError
-from .neighbours import exact_graph
+from ..engine.artifacts import StageError
+from .knn import exact_graph
 from .pca_fit import spread_out
 
 MIN_POINTS = 4

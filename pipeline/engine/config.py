@@ -17,11 +17,19 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..analyses.near_duplicates import Rule as DuplicateRule
 from .artifacts import hash_json
-from .config_rules import ConfigError, broken_cross_rule, broken_rule, coerce, diff_params, rule, to_plain  # noqa: F401
-from .near_duplicates import Rule as DuplicateRule
+from .config_rules import (  # noqa: F401
+    ConfigError,
+    broken_cross_rule,
+    broken_rule,
+    coerce,
+    diff_params,
+    rule,
+    to_plain,
+)
 
-DUPLICATES = DuplicateRule()  # the near-duplicate call's thresholds, measured in pipeline/near_duplicates.py
+DUPLICATES = DuplicateRule()  # the near-duplicate call's thresholds, measured in pipeline/analyses/near_duplicates.py
 
 SEED = rule(None, low=0)  # None: the top-level seed
 
@@ -126,7 +134,7 @@ class TsneConfig:
     fft_from: int = rule(27_000, low=1)
     n_jobs: int = rule(0, low=0)  # 0: one per CPU core
     # auto: RAPIDS cuML on the GPU when it is installed (embdeck[cuml]) and `device` is CUDA, else openTSNE;
-    # cuML's maps are seeded but not bit-for-bit reproducible (see pipeline/gpu_maps.py)
+    # cuML's maps are seeded but not bit-for-bit reproducible (see pipeline/methods/gpu_maps.py)
     engine: str = rule("auto", choices=("auto", "cpu", "cuml"))
     seed: int | None = SEED
 
@@ -207,7 +215,7 @@ class FindingsConfig:
     """What the findings call a problem: near-duplicates, outliers, likely label errors (the rules' settings)."""
 
     outlier_k: int = rule(10, low=1)  # outlier score: mean cosine distance to this many nearest neighbours
-    # Near-duplicates: one picture, edited (pipeline/near_duplicates.py). Among each image's neighbours in the
+    # Near-duplicates: one picture, edited (pipeline/analyses/near_duplicates.py). Among each image's neighbours in the
     # embedding and raw-pixel graphs, a copy correlates in grey pixels (mean and contrast removed) at
     # duplicate_floor or more and stands out from the image's ordinary neighbours: 1 - its correlation is at
     # most duplicate_ratio times the image's scale (its duplicate_scale_k-th candidate's), at both ends.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .neighbours import PixelRows, flat_search, normalise
+from ..methods.knn import PixelRows, flat_search, normalise
 
 
 def usable_folds(codes: np.ndarray, folds: int) -> int:
@@ -106,7 +106,7 @@ def linear_probe(features: np.ndarray, codes: np.ndarray, fold: np.ndarray, max_
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from .sampling import sample_of
+    from ..methods.sampling import sample_of
 
     predicted = np.empty(len(codes), np.int64)
     trained, converged = [], True

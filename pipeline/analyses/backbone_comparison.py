@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import backbone as backbones
-from .artifacts import StageError
-from .neighbours import normalise
+from ..engine.artifacts import StageError
+from ..imaging import backbone as backbones
+from ..methods.knn import normalise
 
 if TYPE_CHECKING:
-    from .config import Config
+    from ..engine.config import Config
 
 PIXELS = "pixels"
 DEMO = "demo"
@@ -131,11 +131,11 @@ def judge(features: np.ndarray, labels: np.ndarray, k: int, cfg: "Config") -> di
     Also returns the t-SNE map, for the side-by-side figure."""
     import os
 
-    from .clustering import kmeans_at, prepare, restarts
-    from .pca_fit import reduce
+    from ..methods.kmeans import kmeans_at, prepare, restarts
+    from ..methods.pca_fit import reduce
+    from ..methods.quality import trustworthiness
+    from ..methods.tsne_fit import fit_tsne, gradient_method, valid_perplexity
     from .probes import knn_accuracy, linear_probe_accuracy
-    from .quality import trustworthiness
-    from .tsne_fit import fit_tsne, gradient_method, valid_perplexity
 
     seed = cfg.compare.seed
     result: dict = {"dims": int(features.shape[1])}

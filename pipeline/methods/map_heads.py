@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 
-
 class MapHead(nn.Module):
     """embedding (B, D) -> point (B, 2): projection, standardisation, MLP, output scale."""
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifacts import StageError
+from ..engine.artifacts import StageError
 
 URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 

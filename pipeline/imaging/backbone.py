@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..engine.artifacts import StageError, file_sha256
 from . import hub
-from .artifacts import StageError, file_sha256
 
 if TYPE_CHECKING:
-    from .config import BackboneConfig
+    from ..engine.config import BackboneConfig
 
 log = logging.getLogger("embdeck")
 

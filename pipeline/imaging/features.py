@@ -24,7 +24,7 @@ from .decoding import Batch, Keep, Preprocess, decode, resize_center_crop  # noq
 from .devices import native_bf16, pick_device, pick_dtype  # noqa: F401 - the extractor's API
 
 if TYPE_CHECKING:
-    from .config import Config
+    from ..engine.config import Config
 
 log = logging.getLogger("embdeck")
 
