@@ -1,4 +1,5 @@
-"""What every part of the pipeline writes and reads: atomic JSON and NumPy files, content hashes, StageError.
+"""What every part of the pipeline writes and reads: atomic JSON and NumPy files, CSV tables, content hashes,
+StageError.
 
 Kept apart from the runner so that the runner, the run record and the stages can all use it without
 importing each other.
@@ -6,6 +7,7 @@ importing each other.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
@@ -83,3 +85,11 @@ def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
 def open_npy(path: Path, shape: tuple[int, ...], dtype) -> np.ndarray:
     """A new array file mapped for writing row by row (memory stays bounded); the same bytes as ``np.save``."""
     return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+
+def write_csv(path: Path, header: list[str], rows) -> None:
+    """A table for the user (a header line, then ``rows``), as Python's csv module writes it."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
