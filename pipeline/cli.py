@@ -125,16 +125,17 @@ def publish_models(result: dict, root: Path) -> None:
     """Copy the exported models to ``<out>/model_repository`` (a Triton model repository), atomically."""
     import shutil
 
-    from .stages.export import REPOSITORY
+    from .registry import declared
 
     export = result["stages"].get("export")
     if export is None or "dir" not in export:
         return
-    source, target = Path(export["dir"]) / REPOSITORY, root / REPOSITORY
-    staging = root / f".{REPOSITORY}.tmp"
+    repository = declared("export").outputs["repository"].split("/")[0]  # "model_repository/*": the whole folder
+    source, target = Path(export["dir"]) / repository, root / repository
+    staging = root / f".{repository}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
-    old = root / f".{REPOSITORY}.old"
+    shutil.copytree(source, staging)  # with the ensembles' empty version folders
+    old = root / f".{repository}.old"
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
         target.rename(old)

@@ -11,7 +11,6 @@ tied to the run's export) and the new images' thumbnail sheets; the user's folde
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine.artifacts import StageError, write_json_atomic
+from .engine.artifacts import StageError, write_csv, write_json_atomic
 from .registry import stage_output
 
 PLACED = "placed"
@@ -62,7 +61,7 @@ def preprocess_of(record: dict):
 def read_images(folder: Path, extensions: tuple[str, ...], max_pixels: int) -> tuple[list, list[dict]]:
     """([(relative path, RGB array)], skipped [{path, reason}]) for the image files under ``folder``."""
     from .imaging.images import ImageReadError, read_rgb
-    from .stages.ingest import discover, relative
+    from .imaging.storage import discover, relative
 
     found, skipped = discover(folder, extensions)
     readable = []
@@ -110,17 +109,17 @@ def collection_neighbours(record: dict, embeddings: np.ndarray, k: int) -> tuple
     return rows.astype(np.int64), similarity.astype(np.float32)
 
 
-def write_csv(path: Path, names: list[str], points: dict, rows: np.ndarray, similarity: np.ndarray,
-              collection: list[str]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        header = ["file"] + [f"{key}_{axis}" for key in points for axis in "xy"]
-        header += [f"{what}_{j + 1}" for j in range(rows.shape[1]) for what in ("neighbour", "similarity")]
-        writer.writerow(header)
-        for i, name in enumerate(names):
-            row = [name] + [f"{v:.4f}" for key in points for v in points[key][i]]
-            row += [item for j in range(rows.shape[1]) for item in (collection[rows[i, j]], f"{similarity[i, j]:.4f}")]
-            writer.writerow(row)
+def placed_table(names: list[str], points: dict, rows: np.ndarray, similarity: np.ndarray, collection: list[str]
+                 ) -> tuple[list[str], list[list]]:
+    """placed.csv's header and rows: each new image's points on the maps, then its nearest images."""
+    header = ["file"] + [f"{key}_{axis}" for key in points for axis in "xy"]
+    header += [f"{what}_{j + 1}" for j in range(rows.shape[1]) for what in ("neighbour", "similarity")]
+    table = []
+    for i, name in enumerate(names):
+        row = [name] + [f"{v:.4f}" for key in points for v in points[key][i]]
+        row += [item for j in range(rows.shape[1]) for item in (collection[rows[i, j]], f"{similarity[i, j]:.4f}")]
+        table.append(row)
+    return header, table
 
 
 def placed_on_maps(maps: dict[str, tuple[np.ndarray, np.ndarray]], labels: list[str], thumbs: np.ndarray,
@@ -182,7 +181,7 @@ def place(out: Path, folder: Path, model_format: str, k: int, batch_size: int = 
     staging = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    write_csv(staging / "placed.csv", names, points, rows, similarity, collection)
+    write_csv(staging / "placed.csv", *placed_table(names, points, rows, similarity, collection))
     tile = int(record["summaries"]["gallery"]["tile"])
     thumbs = np.stack([letterbox(rgb, tile) for rgb in images])
     for number, sheet in enumerate(map_data.sheet_images(thumbs, np.arange(len(thumbs)), tile)):

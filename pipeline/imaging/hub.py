@@ -203,12 +203,7 @@ def cached(repo_id: str) -> HubWeights | None:
 
 def download(repo_id: str, timeout_s: float) -> HubWeights:
     """Ask the hub (one metadata request per file name, within ``timeout_s``), then download what it has."""
-    from huggingface_hub import (
-        errors,
-        get_hf_file_metadata,
-        hf_hub_download,
-        hf_hub_url,
-    )
+    from huggingface_hub import errors, get_hf_file_metadata, hf_hub_download, hf_hub_url
 
     if offline():
         raise HubFailure("disabled", "the hub is switched off (HF_HUB_OFFLINE)")

@@ -157,3 +157,21 @@ def walk_stored(root: StoredPath) -> list[Entry]:
             elif info.type == FileType.File:
                 found.append(Entry(StoredPath(root.root, rel), int(info.size or 0), int(info.mtime_ns or 0)))
     return found
+
+
+def discover(root: Location, extensions: tuple[str, ...]) -> tuple[list[Location], list[dict]]:
+    """Image files under ``root`` (sorted, hidden entries skipped), and files passed over with a reason."""
+    entries, passed_over = image_entries(root, extensions)
+    return [e.path for e in entries], passed_over
+
+
+def image_entries(root: Location, extensions: tuple[str, ...]) -> tuple[list, list[dict]]:
+    """``storage.Entry`` of each image file under ``root``, and the other files, each with the reason."""
+    if not root.is_dir():
+        raise StageError(f"image folder not found: {root}")
+    wanted = {ext.lower() for ext in extensions}
+    entries = walk(root)
+    passed_over = [{"path": relative(e.path, root), "reason": "not an image file extension"}
+                   for e in entries if e.path.suffix.lower() not in wanted]
+    return [e for e in entries if e.path.suffix.lower() in wanted], passed_over
+

@@ -14,14 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine.artifacts import StageError
-from .knn import (
-    exact_graph,
-    exact_search,
-    finish,
-    query_blocks,
-    recall_with_ties,
-    rows_as_float32,
-)
+from .knn import exact_graph, exact_search, finish, query_blocks, recall_with_ties, rows_as_float32
 
 TUNING_QUERIES = 1000
 FLAT_DIMS = 64  # up to this many dimensions an IVF cell stores the vectors themselves

@@ -91,16 +91,6 @@ def line_plot(x, series: dict[str, np.ndarray], title: str, path: Path, xlabel: 
     save(fig, path)
 
 
-def thumbnail(path: Path, size: int) -> np.ndarray:
-    """An image file as a size x size RGB tile (letterboxed on white); a blank tile if it cannot be read."""
-    from ..imaging.images import ImageReadError, letterbox, read_rgb
-
-    try:
-        return letterbox(read_rgb(path), size)
-    except ImageReadError:
-        return np.full((size, size, 3), 255, np.uint8)
-
-
 def image_grid(tiles: list[np.ndarray], captions: list[str], title: str, path: Path, columns: int,
                cell: float = 1.1, text_pt: float = 9, gap: float = 0.3) -> None:
     """Tiles in a grid with a short caption under each (all tiles, none dropped); ``text_pt``: the captions'

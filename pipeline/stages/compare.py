@@ -126,7 +126,7 @@ STAGE = Stage(
             "clusters.summary"),
     variants=Variants(comparison.variant_configs, ("extract.embeddings", "extract.patch_mean",
                                                    "extract.patch_tokens", "extract.summary")),
-    params=("compare", "retrieval", "pca", "tsne", "clusters", "fidelity", "patches"),
+    params=("compare", "backbone", "retrieval", "pca", "tsne", "clusters", "fidelity", "patches"),
     outputs={"table": "compare.json", "scores": "compare_scores.png", "maps": "compare_maps.png",
              "patches": "compare_patches.png"},
     fingerprint=comparison.fingerprint,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,7 +27,11 @@ from ..engine.stage import Stage, StageContext
 from ..imaging.manifest import read_manifest
 from ..methods.sampling import spread_indices
 
+if TYPE_CHECKING:
+    from ..engine.config import Config
+
 REPOSITORY = "model_repository"
+
 PBTXT = """name: "{name}"
 platform: "{platform}"
 max_batch_size: {max_batch}
@@ -180,6 +185,11 @@ def write_ensemble(folder: Path, backbone_ran: dict, head_folder: Path, want, in
     return {"compiled_with": f"Triton ensemble: dino_model, then {config['head']}", **results}
 
 
+def network_seed(cfg: "Config") -> dict:
+    """extract.seed: the seed a randomly initialised network is built with, as extraction built it"""
+    return {"seed": cfg.extract.seed}
+
+
 def run(ctx: StageContext) -> dict:
     import torch
 
@@ -190,7 +200,7 @@ def run(ctx: StageContext) -> dict:
 
     cfg = ctx.cfg.export
     choice = backbones.resolve(ctx.cfg.backbone)
-    model = backbones.build(choice, seed=ctx.cfg.extract.seed)
+    model = backbones.build(choice, seed=ctx.derived["seed"])
     prep = preprocess_for(model, ctx.cfg)
     manifest, root = read_manifest(ctx)
     picks = spread_indices(len(manifest), min(cfg.check_images, cfg.batch_size * 4))[: cfg.batch_size]
@@ -235,7 +245,9 @@ STAGE = Stage(
     inputs=("ingest.manifest", "ingest.summary", "extract.embeddings", "extract.summary", "parametric.heads",
             "parametric.param_umap_weights", "parametric.tsne_mlp_weights"),
     params=("export", "backbone"),
+    derived=network_seed,
     optional=("parametric",),  # without the map heads, the feature extractor is still exported
     outputs={"model": f"{REPOSITORY}/dino_model/1/model.pt", "program": f"{REPOSITORY}/dino_model/1/model.pt2",
-             "model_config": f"{REPOSITORY}/dino_model/config.pbtxt", "check_images": "check_images.npy"},
+             "model_config": f"{REPOSITORY}/dino_model/config.pbtxt", "check_images": "check_images.npy",
+             "repository": f"{REPOSITORY}/*"},  # the whole Triton repository: the heads and ensembles too
 )

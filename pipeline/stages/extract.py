@@ -209,7 +209,7 @@ STAGE = Stage(
     name="extract",
     run=run,
     inputs=("ingest.manifest", "ingest.summary"),
-    params=("backbone", "extract"),
+    params=("backbone", "extract", "ingest", "demo"),  # ingest: max_pixels, the photos' extensions; demo: its photos
     outputs={"embeddings": "embeddings.npy", "patch_mean": "patch_mean.npy", "pixels": "pixels.npy",
              "thumbs": "thumbs.npy", "patch_tokens": "patch_tokens.npy", "patch_pixels": "patch_pixels.npy",
              "patch_images": "patch_images.json"},

@@ -20,7 +20,6 @@ Outputs: ``report`` (all of it), CSVs ``duplicates``, ``outliers``, ``representa
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -28,12 +27,8 @@ import numpy as np
 
 from ..analyses import finding_rules as rules
 from ..analyses import near_duplicates
-from ..analyses.problems import (
-    byte_duplicates,
-    composition,
-    label_groups,
-    representatives,
-)
+from ..analyses.problems import byte_duplicates, composition, label_groups, representatives
+from ..engine.artifacts import write_csv
 from ..engine.stage import Stage, StageContext
 from ..imaging.manifest import manifest_labels, read_manifest
 from ..methods.knn import outlier_scores
@@ -41,13 +36,6 @@ from ..methods.knn import outlier_scores
 GROUPS_SHOWN = 8
 LOOKALIKES_LISTED = 200
 OUTLIERS_SHOWN = 24
-
-
-def write_csv(path: Path, header: list[str], rows) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def duplicate_rule(cfg) -> "near_duplicates.Rule":

@@ -72,7 +72,7 @@ def run(ctx: StageContext) -> dict:
 
     cfg = ctx.cfg.neighbours
     gpu = accel.device(ctx.cfg.device)
-    wanted = needs(ctx.cfg)
+    wanted = ctx.derived  # needs(cfg): k per space, in the key
     report, seconds = {}, {}
     for space in SPACES:
         found = space_input(ctx, space)

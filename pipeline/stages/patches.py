@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..engine.artifacts import StageError
 from ..engine.stage import Stage, StageContext
 from ..methods.patch_pca import maps_by_kind, patch_maps, upsample  # noqa: F401 - patch_maps: the stage's rule
