@@ -18,7 +18,7 @@ from pipeline.new_images import PLACED
 from pipeline.pictures import map_data
 from pipeline.registry import stage_output
 
-from .render import copy_if_changed, write_if_changed
+from .files import copy_if_changed, write_if_changed
 
 log = logging.getLogger("embdeck")
 

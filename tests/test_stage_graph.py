@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
 
+from helpers import ROOT
 from pipeline.engine import codegraph
 from pipeline.engine.config import Config
-from pipeline.engine.runner import Runner, explain_change
 from pipeline.registry import STAGES, describe
+from pipeline.engine.runner import Runner, explain_change
 
 STAGE_DIR = ROOT / "pipeline" / "stages"
 
@@ -159,3 +159,30 @@ def test_every_declared_input_exists_upstream():
     broken = Stage("broken", lambda ctx: {}, inputs=("pca.nothing",))
     with pytest.raises(ValueError, match="declares no output 'nothing'"):
         Runner(Config(), [*STAGES, broken])
+
+
+PACKAGES = ("pipeline", "report", "bench")
+
+
+def test_no_import_cycle_in_pipeline_report_or_bench():
+    """Lazy imports count: report/placed.py and report/render.py once imported each other, one inside a function."""
+    graph = codegraph.import_graph(ROOT, PACKAGES)
+    assert {name.split(".")[0] for name in graph} == set(PACKAGES)
+    assert codegraph.cycles(graph) == []
+    assert "report.render" in graph["pipeline.cli"], "edges across the packages are seen"
+
+
+def test_only_the_registry_imports_a_stage_module():
+    """A stage module is a declaration and a short function: its helpers live in methods/, analyses/, pictures/
+    and imaging/, where the bench, the CLI and ``embdeck place`` import them."""
+    graph = codegraph.import_graph(ROOT, PACKAGES)
+    stage_modules = {f"pipeline.stages.{p.stem}" for p in STAGE_DIR.glob("*.py") if p.stem != "__init__"}
+    outside = {module: sorted(targets & stage_modules) for module, targets in graph.items()
+               if not module.startswith("pipeline.stages") and module != "pipeline.registry"}
+    assert {module: found for module, found in outside.items() if found} == {}
+
+
+def test_the_package_keeps_few_modules_at_its_top_level():
+    top = sorted(p.stem for p in (ROOT / "pipeline").glob("*.py") if p.stem != "__init__")
+    assert top == ["cli", "demo", "new_images", "registry"]
+    assert max(len(p.read_text().splitlines()) for p in (ROOT / "pipeline").rglob("*.py")) <= 400

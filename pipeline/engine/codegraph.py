@@ -117,12 +117,12 @@ def _direct_imports(name: str, path: Path, mtime_ns: int) -> frozenset[str]:
     return frozenset(found)
 
 
-def direct_imports(name: str, root: Path = DEFAULT_ROOT) -> set[str]:
-    """Project modules that ``name`` imports itself."""
+def direct_imports(name: str, root: Path = DEFAULT_ROOT, packages: tuple[str, ...] = (PROJECT,)) -> set[str]:
+    """Modules of ``packages`` (by default the project's) that ``name`` imports itself."""
     path = start_file(name, root)
     candidates = _direct_imports(name, path, path.stat().st_mtime_ns)
     return {c for c in candidates  # a package's ``from . import x`` names the package itself: not an edge
-            if c != name and c.split(".")[0] == PROJECT and module_file(c, root) is not None}
+            if c != name and c.split(".")[0] in packages and module_file(c, root) is not None}
 
 
 def closure(name: str, root: Path = DEFAULT_ROOT) -> list[str]:
@@ -153,14 +153,14 @@ def code_hashes(name: str, root: Path = DEFAULT_ROOT, extra_files: tuple[str, ..
     return {rel: file_hash(root / rel) for rel in sorted(files)}  # an absolute path stays absolute
 
 
-def import_graph(root: Path = DEFAULT_ROOT) -> dict[str, set[str]]:
-    """Every project module and the project modules it imports directly."""
-    package = root / PROJECT
+def import_graph(root: Path = DEFAULT_ROOT, packages: tuple[str, ...] = (PROJECT,)) -> dict[str, set[str]]:
+    """Every module of ``packages`` (by default the project) and the modules of them it imports directly."""
     graph = {}
-    for path in sorted(package.rglob("*.py")):
-        parts = path.relative_to(root).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        graph[name] = direct_imports(name, root)
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            graph[name] = direct_imports(name, root, packages)
     return graph
 
 
