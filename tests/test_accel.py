@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.methods import accel, knn as neighbours, pca_fit
 from pipeline.engine.artifacts import StageError
-from pipeline.methods import accel, pca_fit
-from pipeline.methods import knn as neighbours
 
 CPU = torch.device("cpu")
 

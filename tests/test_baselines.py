@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from pipeline.analyses import baselines
-from pipeline.analyses import finding_rules as rules
+from pipeline.analyses import baselines, finding_rules as rules
 
 
 def imbalanced_labels() -> list[str]:

@@ -15,20 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import QUICK, build_deck, cli, invoke, record, write_fashion_folder
-from hub_server import (
-    DINO_REPO,
-    RANDOM_NOTE,
-    StandInHub,
-    point_client_at,
-    random_weights,
-)
 from markupsafe import escape
 
+from hub_server import DINO_REPO, RANDOM_NOTE, StandInHub, point_client_at, random_weights
 from pipeline.analyses import backbone_comparison as comparison
 from pipeline.engine.artifacts import StageError
 from pipeline.engine.config import load_config
 from report.render import escape_deck
+from helpers import QUICK, build_deck, cli, invoke, record, write_fashion_folder
 
 FIRST = "bundled"
 SECOND = "bundled,pixels,vit_small_patch16_224:random"
@@ -98,8 +92,9 @@ def test_the_three_poolings_really_differ_in_the_sweep(runs):
 
 @pytest.mark.full
 def test_the_dino_model_export_holds_the_vit(runs):
-    import timm
     import torch
+
+    import timm
     from safetensors.torch import load as load_safetensors
 
     loaded = torch.jit.load(str(runs["out"] / "model_repository" / "dino_model" / "1" / "model.pt"))

@@ -4,8 +4,8 @@ device asked for by name that is not there is an error naming the setting."""
 import pytest
 import torch
 
-from pipeline.engine.artifacts import StageError
 from pipeline.imaging import devices
+from pipeline.engine.artifacts import StageError
 
 
 def test_auto_is_the_cpu_without_cuda_or_mps(monkeypatch):

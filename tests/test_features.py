@@ -12,8 +12,8 @@ def test_bf16_is_measured_against_fp32_and_cnns_run_channels_last(small_set):
     import torch
 
     from pipeline.imaging import backbone
-    from pipeline.imaging.features import Extractor, pick_dtype, preprocess_for
     from pipeline.stages.extract import check_dtype
+    from pipeline.imaging.features import Extractor, pick_dtype, preprocess_for
 
     cfg = Config()
     assert pick_dtype("auto", torch.device("cpu")) == torch.float32

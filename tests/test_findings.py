@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.analyses import finding_rules as rules
-from pipeline.analyses import problems
+from pipeline.analyses import problems, finding_rules as rules
 from pipeline.cli import main
 
 
@@ -109,8 +108,9 @@ def planted(tmp_path_factory, fashion):
     """400 real Fashion-MNIST images in class folders, scanned at 112 px (4x, as a small scanned collection
     would be: at 28 px a JPEG re-encode changes the picture more than any near-duplicate finder should
     forgive), then three kinds of planted problems."""
-    from helpers import write_fashion_folder
     from skimage import data
+
+    from helpers import write_fashion_folder
 
     root = write_fashion_folder(tmp_path_factory.mktemp("planted") / "images", fashion, per_class=40, seed=5)
     for path in root.rglob("*.png"):

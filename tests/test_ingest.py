@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.engine.artifacts import StageError
-from pipeline.engine.config import Config
-from pipeline.engine.stage import StageContext
 from pipeline.imaging import images
+from pipeline.engine.config import Config
+from pipeline.engine.artifacts import StageError
+from pipeline.engine.stage import StageContext
 from pipeline.stages.ingest import STAGE, discover, inspect_file, label_of, run
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.imaging import model_files
 from pipeline.pictures import map_data, mosaic
+from pipeline.imaging import model_files
 
 
 def test_map_order_keeps_neighbours_on_the_map_together(pixel_features):

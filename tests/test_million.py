@@ -122,8 +122,8 @@ def test_growth_from_a_cached_time_is_shown_but_never_judged():
 def test_a_partial_million_run_takes_what_its_stages_read_and_judges_no_whole_analysis(tmp_path):
     from bench.targets import million_targets
     from pipeline.engine.config import load_config
-    from pipeline.engine.runner import Runner
     from pipeline.registry import STAGES
+    from pipeline.engine.runner import Runner
 
     wanted = set(Runner(load_config(None, [f"out={tmp_path}"]), STAGES).needing(("neighbours", "retrieval", "classes"))
                  .order)

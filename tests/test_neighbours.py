@@ -4,10 +4,9 @@ recall target, the k-NN probes read from the graph against a search of their own
 import numpy as np
 import pytest
 
+from pipeline.methods import ann, knn as neighbours, pca_fit
 from pipeline.analyses import probes
 from pipeline.engine.artifacts import StageError
-from pipeline.methods import ann, pca_fit
-from pipeline.methods import knn as neighbours
 
 
 @pytest.fixture(scope="module")

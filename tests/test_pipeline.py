@@ -13,17 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import (
-    HOSTILE,
-    QUICK,
-    ROOT,
-    build_deck,
-    invoke,
-    map_payload,
-    quick_settings,
-    record,
-    stage_dirs,
-)
+
+from helpers import HOSTILE, QUICK, ROOT, build_deck, invoke, map_payload, quick_settings, record, stage_dirs
+
 
 pytestmark = [pytest.mark.full, pytest.mark.xdist_group("e2e")]
 
@@ -248,10 +240,10 @@ def test_no_stage_after_extract_decodes_the_collection(tmp_path, small_set, monk
 
     from faiss.contrib import exhaustive_search
 
-    from pipeline.engine.config import load_config
-    from pipeline.engine.runner import Runner
     from pipeline.imaging import images
+    from pipeline.engine.config import load_config
     from pipeline.registry import STAGES
+    from pipeline.engine.runner import Runner
 
     reads, current = [], {"stage": None}
     real_read = images.read_rgb

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from helpers import ROOT, invoke, map_payload, record, stage_dirs, strict_json
 
 # With pytest-xdist (--dist loadgroup), the tests of one shared run stay on one worker.

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from pipeline.engine.config import load_config
-from pipeline.engine.runner import Runner
 from pipeline.registry import STAGES
+from pipeline.engine.runner import Runner
 
 FLOAT_OUTPUTS = ("embeddings", "patch_mean", "patch_tokens")
 EXACT_OUTPUTS = ("pixels", "thumbs", "patch_pixels")

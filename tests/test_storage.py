@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.engine.config import load_config
-from pipeline.engine.runner import Runner
 from pipeline.imaging import images, storage
+from pipeline.engine.config import load_config
 from pipeline.registry import STAGES
+from pipeline.engine.runner import Runner
 from pipeline.stages.ingest import discover, folder_listing
 
 
