@@ -77,13 +77,15 @@ def one_run(source, points: int, out: Path, keep: bool, only: tuple = ()) -> dic
 
 def neighbour_facts(result: dict) -> dict:
     """Each space's search: method, index, k, measured recall (the stage's ``*_facts.json``) and seconds."""
+    from pipeline.registry import stage_output
+
     entry = result["stages"].get("neighbours", {})
     if "dir" not in entry:
         return {}
     seconds = result["summaries"]["neighbours"]["spaces"]
     found = {}
     for space, timing in seconds.items():
-        facts = json.loads((Path(entry["dir"]) / f"{space}_facts.json").read_text(encoding="utf-8"))
+        facts = json.loads(stage_output(result, "neighbours", f"{space}_facts").read_text(encoding="utf-8"))
         found[space] = {key: facts.get(key) for key in ("method", "index", "k", "recall", "recall_queries", "nprobe",
                                                          "efSearch", "dims") if key in facts}
         found[space]["seconds"] = timing["seconds"]
