@@ -53,8 +53,10 @@ DEFAULT_PARTS = PARTS[:-1]
 def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, sizes: str, reps: int,
          run_dir: Path | None, fresh_clone: bool, million_source: Path | None, million_n: int,
          million_baseline: int, million_keep: bool, million_stages: str) -> None:
-    from . import (acceptance, common, compare, deck, extraction, maps, million, photos, place, ray_overhead, report, scale,
-                   table, targets)
+    from pipeline.registry import stage_output
+
+    from . import (acceptance, common, compare, deck, extraction, maps, million, photos, place_accuracy, ray_overhead,
+                   report, scale, table, targets)
 
     logging.basicConfig(level=logging.WARNING)
     wanted = [p.strip() for p in parts.split(",") if p.strip()]
@@ -78,16 +80,17 @@ def main(parts: str, out: Path, full_set: Path, ray_set: Path, reference: str, s
         elif part == "scale":
             results[part] = scale.run(full_set.resolve(), scale_out.resolve(), reference)
         elif part == "maps":
-            embeddings = sorted((scale_out / "cache" / "extract").glob("*/embeddings.npy"))
-            if not embeddings:
+            if not (scale_out / "run.json").is_file():
                 raise click.ClickException("the maps part reads the 70k run's embeddings: run the scale part first")
-            results[part] = maps.run(embeddings[-1], [int(s) for s in sizes.split(",")], reps)
+            record = json.loads((scale_out / "run.json").read_text(encoding="utf-8"))
+            embeddings = stage_output(record, "extract", "embeddings")  # the entry that run used, by its record
+            results[part] = maps.run(embeddings, [int(s) for s in sizes.split(",")], reps)
         elif part in ("report", "place"):
             measured = (run_dir or scale_out).resolve()
             if not (measured / "run.json").is_file():
                 raise click.ClickException(f"the {part} part measures a finished run: none in {measured} (run the scale "
                                            "part, or name one with --run)")
-            results[part] = report.run(measured) if part == "report" else place.run(measured)
+            results[part] = report.run(measured) if part == "report" else place_accuracy.run(measured)
         elif part == "deck":
             results[part] = deck.run(fresh=fresh_clone, reference=reference)
         elif part == "ray":

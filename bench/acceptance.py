@@ -38,9 +38,9 @@ def rows(path: Path) -> list[dict]:
 
 def run_findings(images: Path, out: Path, overrides: tuple[str, ...] = ()) -> dict:
     """The pipeline up to the findings on ``images`` (defaults, the offline backbone); the runner's result."""
-    from pipeline.config import load_config
+    from pipeline.engine.config import load_config
+    from pipeline.engine.runner import Runner
     from pipeline.registry import STAGES
-    from pipeline.runner import Runner
 
     cfg = load_config(None, [f"images={images}", f"out={out}", *overrides])
     return Runner(cfg, STAGES).run(only="findings")
@@ -119,21 +119,3 @@ def run(out: Path, sets: tuple[str, ...] = SETS) -> dict:
             imbalanced(base / "images", truth)
         results[name] = measure(run_findings(base / "images", base / "out"), truth)
     return results
-
-
-def lines(results: dict) -> list[str]:
-    from .table import table
-
-    out = ["### Acceptance: findings on real sets with planted problems", ""]
-    header = ["set", "images", "near-dup recall", "near-dup precision (groups)", "called", "look-alikes grouped",
-              "label errors recall (flagged / top 2x)", "foreign in top 2x outliers", "chance / largest class share"]
-    body = []
-    for name, m in results.items():
-        if not isinstance(m, dict) or "images" not in m:
-            continue
-        body.append([name, m["images"], f"{m['copies_found']}/{m['planted_copies']}",
-                     f"{m['groups_with_a_planted_copy']}/{m['groups']}", f"{m['called_share']:.1%}",
-                     f"{m['lookalikes_grouped']}/{m['lookalike_pairs']}",
-                     f"{m.get('label_recall', '–')} / {m.get('label_recall_top2x', '–')}",
-                     m.get("outlier_recall_top2x", "–"), f"{m.get('chance', '–')} / {m.get('largest_class_share', '–')}"])
-    return out + table(header, body)

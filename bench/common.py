@@ -48,7 +48,7 @@ def cpu_flags() -> list[str]:
 def machine() -> dict:
     import torch
 
-    from pipeline.record import versions
+    from pipeline.engine.record import versions
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

@@ -23,8 +23,8 @@ DTYPES = ("fp32", "bf16")
 
 
 def demo_paths() -> tuple[list[Path], list[str]]:
-    from pipeline.config import Config
     from pipeline.demo import ensure_demo
+    from pipeline.engine.config import Config
 
     folder = ensure_demo(Config())
     paths = sorted(folder.rglob("*.png"))
@@ -34,9 +34,9 @@ def demo_paths() -> tuple[list[Path], list[str]]:
 def build_extractor(name: str, dtype_name: str, input_size: int = 0, device: str = "cpu"):
     import torch
 
-    from pipeline import backbone as backbones
-    from pipeline.config import load_config
-    from pipeline.features import Extractor, preprocess_for
+    from pipeline.engine.config import load_config
+    from pipeline.imaging import backbone as backbones
+    from pipeline.imaging.features import Extractor, preprocess_for
 
     overrides = [f"backbone.input_size={input_size}"]
     if name == "vit":  # the DINO ViT-S/16 architecture; random weights cost the same as DINO's
@@ -117,8 +117,8 @@ def seed_way(extractor, paths: list[Path], reps: int) -> dict:
 
 def quality(paths: list[Path], labels: list[str], batch_size: int) -> dict:
     """Bundled backbone on every demo image: bf16 vs fp32 at the default size, and 112 px vs the default."""
-    from pipeline.features import cosine_rows
-    from pipeline.probes import knn_accuracy
+    from pipeline.analyses.probes import knn_accuracy
+    from pipeline.imaging.features import cosine_rows
 
     workers = os.cpu_count() or 1
     label_array = np.asarray(labels)
@@ -146,7 +146,7 @@ def run(reps: int = 3, speed_images: int = 256, batch_size: int = 64) -> dict:
     paths, labels = demo_paths()
     speed_paths = [paths[i] for i in np.linspace(0, len(paths) - 1, speed_images).round().astype(int)]
     peaks = {d: gemm_peak(d, device) for d in DTYPES}
-    from pipeline.features import pick_dtype
+    from pipeline.imaging.features import pick_dtype
 
     default = "bf16" if pick_dtype("auto", torch.device(device)) == torch.bfloat16 else "fp32"
     result: dict = {"device": device, "default_dtype": default, "gemm_peak_gflop_per_s": peaks, "speed_images": len(speed_paths),

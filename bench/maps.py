@@ -37,9 +37,9 @@ def sklearn_tsne(points: np.ndarray, perplexity: float, n_iter: int, seed: int) 
 
 def tsne_rows(points: np.ndarray, reps: int) -> tuple[dict, np.ndarray]:
     """embdeck's t-SNE (method picked by N as the stage does) beside scikit-learn's; also embdeck's map."""
-    from pipeline.config import Config
-    from pipeline.quality import trustworthiness
-    from pipeline.stages.tsne import fit_tsne, gradient_method
+    from pipeline.engine.config import Config
+    from pipeline.methods.quality import trustworthiness
+    from pipeline.methods.tsne_fit import fit_tsne, gradient_method
 
     cfg = Config().tsne
     method = gradient_method(cfg.method, len(points), cfg.fft_from)
@@ -52,9 +52,9 @@ def tsne_rows(points: np.ndarray, reps: int) -> tuple[dict, np.ndarray]:
 
 
 def umap_row(x: np.ndarray, reps: int) -> dict:
-    from pipeline.config import Config
-    from pipeline.quality import trustworthiness
-    from pipeline.stages.umap import fit_umap
+    from pipeline.engine.config import Config
+    from pipeline.methods.quality import trustworthiness
+    from pipeline.methods.umap_fit import fit_umap
 
     cfg = Config().umap
     timing, coords = timed(lambda: fit_umap(x, cfg.n_neighbors, cfg.min_dist, cfg.seed), reps)
@@ -65,15 +65,15 @@ def parametric_row(x: np.ndarray, tsne_map: np.ndarray) -> dict:
     """Training time of both map networks and how many new images per second they place."""
     import time
 
-    from pipeline.config import Config
-    from pipeline.stages.parametric import train_heads
+    from pipeline.engine.config import Config
+    from pipeline.methods.map_head_training import train_heads
 
     cfg = Config()
     started = time.perf_counter()
     heldout = np.random.default_rng(0).random(len(x)) < cfg.parametric.holdout  # as the stage holds images out
     heads = train_heads(x, tsne_map, heldout, cfg)
     seconds = time.perf_counter() - started
-    from pipeline.map_heads import project
+    from pipeline.methods.map_heads import project
 
     out = {"train_s_both": round(seconds, 2)}
     for name, head in heads.items():
@@ -85,8 +85,9 @@ def parametric_row(x: np.ndarray, tsne_map: np.ndarray) -> dict:
 def kmeans_row(x: np.ndarray) -> dict:
     """The stage's sweep on one variant, with the restarts it picks for this N; where that is one restart,
     SSE and silhouette of one vs four restarts at three k of the grid (the quality the choice gives up)."""
-    from pipeline.config import Config
-    from pipeline.stages.clusters import choose_k, k_grid, kneedle, prepare, restarts, sweep
+    from pipeline.engine.config import Config
+    from pipeline.methods.kmeans import prepare, restarts
+    from pipeline.methods.kmeans_sweep import choose_k, k_grid, kneedle, sweep
 
     cfg = Config().clusters
     ks, _ = k_grid(len(x), cfg.k_min, cfg.k_max, cfg.steps)
@@ -116,8 +117,9 @@ def kmeans_row(x: np.ndarray) -> dict:
 def sample_vs_full(prepared: np.ndarray, ks: list[int], full: dict, full_chosen: int, cfg) -> dict:
     """The stage's sweep on its seeded sample (``clusters.sweep_sample`` images) against the same sweep on all
     images: each k's silhouette and Davies-Bouldin difference, the SSE per image ratio, and the k each picks."""
-    from pipeline.sampling import sample_indices
-    from pipeline.stages.clusters import choose_k, kneedle, restarts, sweep
+    from pipeline.methods.kmeans import restarts
+    from pipeline.methods.kmeans_sweep import choose_k, kneedle, sweep
+    from pipeline.methods.sampling import sample_indices
 
     picks = sample_indices(len(prepared), cfg.sweep_sample, cfg.seed)
     timing, rows = timed(lambda: sweep(prepared[picks], ks, restarts(cfg.n_init, len(picks), cfg.n_init_one_from),
@@ -134,7 +136,7 @@ def sample_vs_full(prepared: np.ndarray, ks: list[int], full: dict, full_chosen:
 
 
 def retrieval_row(x: np.ndarray, reps: int, k: int = 5) -> dict:
-    from pipeline.neighbours import cosine_neighbours, normalise
+    from pipeline.methods.knn import cosine_neighbours, normalise
 
     faiss_t, (found, _) = timed(lambda: cosine_neighbours(x, k), reps)
 
@@ -156,7 +158,7 @@ def retrieval_row(x: np.ndarray, reps: int, k: int = 5) -> dict:
 
 def run(embeddings_path: Path, sizes: list[int], reps: int, full_reps: int = 1) -> dict:
     embeddings = np.load(embeddings_path, allow_pickle=False)
-    from pipeline.stages.umap import fit_umap
+    from pipeline.methods.umap_fit import fit_umap
 
     warm, _ = timed(lambda: fit_umap(embeddings[:300], 15, 0.1, 0), 1)  # numba compiles once per process
     out: dict = {"source": str(embeddings_path), "dims": int(embeddings.shape[1]), "umap_first_call_s": warm["median_s"],

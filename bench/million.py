@@ -46,9 +46,9 @@ def analysis_stages(source, points: int) -> list:
 def one_run(source, points: int, out: Path, keep: bool, only: tuple = ()) -> dict:
     """The synthetic set of ``points`` through every analysis stage (``only``: these and what they read), into
     ``out`` (cold unless ``keep``)."""
-    from pipeline.config import load_config
-    from pipeline.record import build_record, write_record
-    from pipeline.runner import Runner
+    from pipeline.engine.config import load_config
+    from pipeline.engine.record import build_record, write_record
+    from pipeline.engine.runner import Runner
 
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
@@ -77,13 +77,15 @@ def one_run(source, points: int, out: Path, keep: bool, only: tuple = ()) -> dic
 
 def neighbour_facts(result: dict) -> dict:
     """Each space's search: method, index, k, measured recall (the stage's ``*_facts.json``) and seconds."""
+    from pipeline.registry import stage_output
+
     entry = result["stages"].get("neighbours", {})
     if "dir" not in entry:
         return {}
     seconds = result["summaries"]["neighbours"]["spaces"]
     found = {}
     for space, timing in seconds.items():
-        facts = json.loads((Path(entry["dir"]) / f"{space}_facts.json").read_text(encoding="utf-8"))
+        facts = json.loads(stage_output(result, "neighbours", f"{space}_facts").read_text(encoding="utf-8"))
         found[space] = {key: facts.get(key) for key in ("method", "index", "k", "recall", "recall_queries", "nprobe",
                                                          "efSearch", "dims") if key in facts}
         found[space]["seconds"] = timing["seconds"]

@@ -61,7 +61,7 @@ def camera_set(folder: Path, count: int = 60, seed: int = 0) -> list[Path]:
 @contextlib.contextmanager
 def full_decode():
     """Today's way: every image decoded at full size (the needed side forced to 0)."""
-    from pipeline import decoding
+    from pipeline.imaging import decoding
 
     original = decoding.needed_side
     decoding.needed_side = lambda prep, keep, row: 0
@@ -73,16 +73,15 @@ def full_decode():
 
 def stage_keep():
     """What the extract stage keeps of each image (its defaults), so the pass does the stage's work."""
-    from pipeline.config import Config
-    from pipeline.decoding import Keep
-    from pipeline.stages.extract import PATCH_FIGURE_PX
+    from pipeline.engine.config import Config
+    from pipeline.imaging.decoding import PATCH_FIGURE_PX, Keep
 
     cfg = Config().extract
     return Keep(cfg.keep_pixels, cfg.keep_thumb, PATCH_FIGURE_PX, frozenset(range(0, 60, 10)))
 
 
 def one_pass(extractor, paths: list[Path], batch_size: int) -> dict:
-    from pipeline.features import PassStats
+    from pipeline.imaging.features import PassStats
 
     stats = PassStats()
     for _ in extractor.stream(paths, batch_size, os.cpu_count() or 1, stage_keep(), stats=stats, desc="photos"):
@@ -110,8 +109,8 @@ def speed(extractor, paths: list[Path], reps: int, batch_size: int) -> dict:
 def agreement(extractor, paths: list[Path], batch_size: int, labels: list[str] | None = None) -> dict:
     """Features of the fast path against full decoding on the same files: cosine per image (global embedding
     and patch mean), and 5-NN accuracy of each when there are labels."""
-    from pipeline.features import cosine_rows
-    from pipeline.probes import knn_accuracy
+    from pipeline.imaging.features import cosine_rows
+    from pipeline.analyses.probes import knn_accuracy
 
     workers = os.cpu_count() or 1
     with full_decode():

@@ -62,7 +62,7 @@ def output_file(record: dict, stage: str, name: str) -> Path | None:
 def quality(record: dict) -> dict:
     """t-SNE and UMAP trustworthiness by one function (``quality.trustworthiness``: scikit-learn's, k = 10 on a
     seeded sample of 5,000, in the embedding space), and the k-NN accuracy and ARI the run reports."""
-    from pipeline.quality import trustworthiness
+    from pipeline.methods.quality import trustworthiness
 
     embeddings = output_file(record, "extract", "embeddings.npy")
     found = {"knn_accuracy": record["summaries"].get("retrieval", {}).get("knn_accuracy"),

@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import hash_json, load_npy
-from pipeline.neighbours import flat_search
-from pipeline.sampling import sample_indices
-from pipeline.stage import Stage, StageContext
-from pipeline.stages import extract as real_extract
-from pipeline.stages import ingest as real_ingest
+from pipeline.engine.artifacts import hash_json, load_npy
+from pipeline.engine.stage import Stage, StageContext
+from pipeline.methods.knn import flat_search
+from pipeline.methods.sampling import sample_indices
+from pipeline.registry import declared
 
 CHUNK = 16_384  # points written at a time: about 80 MB of 1280-d float32 per array
 SEGMENT = 8 * CHUNK  # points per mapping of the output files (about 2.7 GB of all four at 1280-d, 48-px thumbs)
@@ -113,7 +112,7 @@ def write_points(ctx: StageContext, source: Source, rows: np.ndarray, scales: di
     resident set (a mapping of the whole 20 GB of a million points would count all of it)."""
     from tqdm import tqdm
 
-    real = {key: load_npy(source.extract_dir / real_extract.STAGE.outputs[key], mmap=True)
+    real = {key: load_npy(source.extract_dir / declared("extract").outputs[key], mmap=True)
             for key in ("embeddings", "patch_mean", "pixels", "thumbs")}
     in_memory = {key: np.asarray(real[key]) for key in ("embeddings", "patch_mean")}  # gathered at random rows
     for key, array in real.items():  # the files, header and size, before any row is written
@@ -149,7 +148,7 @@ def stand_ins(source: Source, points: int, seed: int, noise_fraction: float) -> 
                 "seed": seed, "noise_fraction": noise_fraction}
 
     def ingest(ctx: StageContext) -> dict:
-        manifest = json.loads((source.ingest_dir / real_ingest.STAGE.outputs["manifest"]).read_text(encoding="utf-8"))
+        manifest = json.loads((source.ingest_dir / declared("ingest").outputs["manifest"]).read_text(encoding="utf-8"))
         records = synthetic_manifest(manifest, source_rows(points, len(manifest), seed))
         ctx.save_json("manifest", records)
         ctx.save_json("skipped", [])
@@ -159,15 +158,15 @@ def stand_ins(source: Source, points: int, seed: int, noise_fraction: float) -> 
                 "synthetic": {"label": LABEL, "source_run": str(source.run), "source_images": len(manifest)}}
 
     def extract(ctx: StageContext) -> dict:
-        embeddings = load_npy(source.extract_dir / real_extract.STAGE.outputs["embeddings"], mmap=True)
-        patch_mean = load_npy(source.extract_dir / real_extract.STAGE.outputs["patch_mean"], mmap=True)
+        embeddings = load_npy(source.extract_dir / declared("extract").outputs["embeddings"], mmap=True)
+        patch_mean = load_npy(source.extract_dir / declared("extract").outputs["patch_mean"], mmap=True)
         scales = {"embeddings": noise_scale(np.asarray(embeddings), noise_fraction, seed)}
         same = bool(np.array_equal(embeddings, patch_mean))
         scales["patch_mean"] = scales["embeddings"] if same else noise_scale(np.asarray(patch_mean), noise_fraction, seed)
         rows = source_rows(points, len(embeddings), seed)
         cosine = write_points(ctx, source, rows, scales, seed)
         for key in LINKED:
-            link_or_copy(source.extract_dir / real_extract.STAGE.outputs[key], ctx.output(key))
+            link_or_copy(source.extract_dir / declared("extract").outputs[key], ctx.output(key))
         facts = {"label": LABEL, "points": points, "source_images": int(len(embeddings)), "seed": seed,
                  "noise_fraction_of_median_nn_distance": noise_fraction,
                  "noise": {key: {**s, "sigma_per_dim": round(float(s["sigma_per_dim"]), 7)} for key, s in scales.items()},
@@ -175,7 +174,7 @@ def stand_ins(source: Source, points: int, seed: int, noise_fraction: float) -> 
                  "distinct_sources_used": int(len(np.unique(rows)))}
         return {**source.extract_summary, "images": points, "synthetic": facts}
 
-    real_i, real_e = real_ingest.STAGE, real_extract.STAGE
+    real_i, real_e = declared("ingest"), declared("extract")
     return {"ingest": Stage(name="ingest", run=ingest, params=real_i.params, outputs=dict(real_i.outputs),
                             essential=True, fingerprint=fingerprint),
             "extract": Stage(name="extract", run=extract, inputs=real_e.inputs, params=real_e.params,

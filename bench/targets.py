@@ -29,7 +29,7 @@ def readers(override: str) -> set[str]:
     """The stages whose cache key a ``section.field=value`` override changes: those that declare the section
     among their params, and those whose derived settings move with it (the neighbour graph's PCA-space k is
     3 x ``tsne.perplexity``)."""
-    from pipeline.config import load_config
+    from pipeline.engine.config import load_config
     from pipeline.registry import STAGES
 
     base, changed = load_config(None, []), load_config(None, [override])

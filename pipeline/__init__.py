@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from . import codegraph as _codegraph
+from .engine import codegraph as _codegraph
 
 _codegraph.snapshot()  # the sources as this process loads them: what every stage key is computed from

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from .config import Config, ConfigError, load_config
-from .library_log import library_messages_to_log
+from .engine.config import Config, ConfigError, load_config
+from .engine.library_log import library_messages_to_log
 
 log = logging.getLogger("embdeck")
 
@@ -54,8 +54,8 @@ class user_errors:
         return self
 
     def __exit__(self, kind, exc, tb):
-        from .artifacts import StageError
         from .demo import DemoDataError
+        from .engine.artifacts import StageError
 
         if exc is not None and isinstance(exc, (ConfigError, StageError, DemoDataError)):
             raise UserError(str(exc)) from None
@@ -66,7 +66,7 @@ class user_errors:
 
 
 def check_paths(cfg: Config) -> None:
-    from .storage import is_uri
+    from .imaging.storage import is_uri
 
     out = Path(cfg.out).expanduser().resolve()
     if cfg.images and not is_uri(cfg.images):  # a URI's folder is checked when ingest lists it
@@ -99,11 +99,11 @@ def main(verbose: bool) -> None:
 
 
 def run_pipeline(cfg: Config, only: str | None, force: bool) -> dict:
-    from .comparison import check
+    from .analyses.backbone_comparison import check
     from .demo import ensure_demo
-    from .record import build_record, write_record
+    from .engine.record import build_record, write_record
+    from .engine.runner import Runner
     from .registry import STAGES
-    from .runner import Runner
 
     check(cfg)  # every backbone to compare named rightly and its weights to be had, before any work
     if not cfg.images:
@@ -125,16 +125,17 @@ def publish_models(result: dict, root: Path) -> None:
     """Copy the exported models to ``<out>/model_repository`` (a Triton model repository), atomically."""
     import shutil
 
-    from .stages.export import REPOSITORY
+    from .registry import declared
 
     export = result["stages"].get("export")
     if export is None or "dir" not in export:
         return
-    source, target = Path(export["dir"]) / REPOSITORY, root / REPOSITORY
-    staging = root / f".{REPOSITORY}.tmp"
+    repository = declared("export").outputs["repository"].split("/")[0]  # "model_repository/*": the whole folder
+    source, target = Path(export["dir"]) / repository, root / repository
+    staging = root / f".{repository}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
-    old = root / f".{REPOSITORY}.old"
+    shutil.copytree(source, staging)  # with the ensembles' empty version folders
+    old = root / f".{repository}.old"
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
         target.rename(old)
@@ -169,8 +170,8 @@ def deck(cfg: Config, only: str | None, force: bool) -> None:
 @common_options
 def status(cfg: Config) -> None:
     """Say which stages are up to date and why the others are stale."""
+    from .engine.runner import Runner
     from .registry import STAGES
-    from .runner import Runner
 
     for plan in Runner(cfg, STAGES).plan():
         if plan.off:
@@ -185,7 +186,7 @@ def status(cfg: Config) -> None:
 @common_options
 def backbone_command(cfg: Config) -> None:
     """Say which backbone a run would use and where its weights come from (downloading them if need be)."""
-    from .backbone import resolve
+    from .imaging.backbone import resolve
 
     choice = resolve(cfg.backbone)
     click.echo(f"{choice.display_name} ({choice.model}): {choice.source}"
@@ -217,7 +218,7 @@ def place(folder: Path, out: Path, model_format: str, k: int) -> None:
     Writes OUT/placed/placed.csv (coordinates and nearest images) and placed_map.png, and adds the new images to
     the report's map as their own layer.
     """
-    from . import place as placing
+    from . import new_images as placing
 
     with user_errors():
         summary = placing.place(out, folder, model_format, k)
@@ -237,7 +238,7 @@ def rerender_report(out: Path) -> None:
 
     from report.render import render_report
 
-    from .config import build
+    from .engine.config import build
 
     report = out.resolve() / "report"
     if (report / "index.html").is_file():

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .config import Config
+    from .engine.config import Config
 
 log = logging.getLogger("embdeck")
 

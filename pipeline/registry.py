@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .stage import SUMMARY, Stage
-from .stages import (classes, clusters, compare, export, extract, fidelity, findings, gallery, ingest, neighbours,
-                     parametric, patches, pca, retrieval, tsne, umap)
+from .engine.stage import SUMMARY, Stage, is_series, series_files
+from .stages import (
+    classes,
+    clusters,
+    compare,
+    export,
+    extract,
+    fidelity,
+    findings,
+    gallery,
+    ingest,
+    neighbours,
+    parametric,
+    patches,
+    pca,
+    retrieval,
+    tsne,
+    umap,
+)
 
 STAGES: list[Stage] = [
     ingest.STAGE, extract.STAGE, pca.STAGE, neighbours.STAGE, tsne.STAGE, umap.STAGE, parametric.STAGE,
@@ -15,10 +31,24 @@ STAGES: list[Stage] = [
 ]
 
 
+def declared(stage: str) -> Stage:
+    """A stage's declaration, by name (for readers outside ``stages/``, which import no stage module)."""
+    return next(s for s in STAGES if s.name == stage)
+
+
 def stage_output(record: dict, stage: str, key: str) -> Path:
     """Where the cache entry this run used keeps a stage's declared output ``key``."""
-    declared = next(s for s in STAGES if s.name == stage)
-    return Path(record["stages"][stage]["dir"]) / declared.outputs[key]
+    name = declared(stage).outputs[key]
+    if is_series(name):
+        raise KeyError(f"{stage}.{key} ({name}) is a series of files: read it with stage_outputs")
+    return Path(record["stages"][stage]["dir"]) / name
+
+
+def stage_outputs(record: dict, stage: str, key: str) -> list[Path]:
+    """The files of a stage's declared output ``key`` in the cache entry this run used: one, or a series'."""
+    name = declared(stage).outputs[key]
+    folder = Path(record["stages"][stage]["dir"])
+    return series_files(folder, name) if is_series(name) else [folder / name]
 
 
 def first_line(func, lower: bool = False) -> str:

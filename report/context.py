@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.config import Config
+from pipeline.engine.config import Config
 from pipeline.registry import stage_output
-
 
 # Stages whose slides say why they are missing when they could not run (too few images, say).
 ANALYSES = ("pca", "tsne", "umap", "parametric", "clusters", "patches", "retrieval", "classes", "findings", "export",

@@ -8,14 +8,15 @@ for the report (autoescape), and for the deck HTML plus Vue's ``{{`` (Slidev com
 from __future__ import annotations
 
 import html
-import shutil
 from pathlib import Path
 
 import jinja2
 
-from pipeline.config import Config
+from pipeline.engine.config import Config
 
 from .context import deck_context
+from .files import copy_if_changed, sync_folder, write_if_changed
+from .new_images_layer import placed_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -86,38 +87,13 @@ def urls(names: dict[str, dict[str, str]], prefix: str) -> dict[str, dict[str, s
     return {stage: {key: prefix + name for key, name in figures.items()} for stage, figures in names.items()}
 
 
-def copy_if_changed(source: Path, target: Path) -> None:
-    if not target.exists() or target.read_bytes() != source.read_bytes():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-
-
-def write_if_changed(path: Path, text: str) -> None:
-    """Leave an identical file untouched, so that make sees nothing new and rebuilds nothing."""
-    if path.exists() and path.read_text(encoding="utf-8") == text:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def sync_folder(files: dict[str, Path], dest: Path, keep=lambda name: False) -> None:
-    """Make ``dest`` hold exactly ``files`` (name -> source; unchanged files untouched), besides what ``keep``
-    spares: a map of fewer images leaves no sheet of a larger one behind."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name, source in files.items():
-        copy_if_changed(source, dest / name)
-    for stale in dest.iterdir():
-        if stale.is_file() and stale.name not in files and not keep(stale.name):
-            stale.unlink()
-
-
 def map_files(record: dict, scripts: tuple[str, ...], neighbours: bool) -> dict[str, Path]:
     """The gallery stage's map data (with or without the neighbour files) and the browser code that reads it."""
-    folder = Path(record["stages"]["gallery"]["dir"]) / "map"
-    files = {p.name: p for p in sorted(folder.iterdir()) if neighbours or not p.name.startswith("nbrs-")}
-    return files | {name: WEB / name for name in scripts}
+    from pipeline.registry import stage_outputs
+
+    keys = ("points", "tiles", "neighbour_files") if neighbours else ("points", "tiles")
+    files = sorted(path for key in keys for path in stage_outputs(record, "gallery", key))
+    return {path.name: path for path in files} | {name: WEB / name for name in scripts}
 
 
 def render_deck(cfg: Config, record: dict, slides_dir: Path) -> Path:
@@ -134,8 +110,6 @@ def render_deck(cfg: Config, record: dict, slides_dir: Path) -> Path:
 
 
 def render_report(cfg: Config, record: dict, report_dir: Path) -> Path:
-    from .placed import placed_layer
-
     names = copy_figures(record, report_dir / "figures")
     context = deck_context(cfg, record, urls(names, "figures/"))
     context["data_files"] = copy_data(record, report_dir / "data")

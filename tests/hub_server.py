@@ -159,7 +159,7 @@ def point_client_at(monkeypatch, endpoint: str, cache: Path, offline: bool = Fal
     environment variables themselves run embdeck in a fresh process (test_hub)."""
     from huggingface_hub import constants
 
-    from pipeline import hub
+    from pipeline.imaging import hub
 
     monkeypatch.setattr(constants, "ENDPOINT", endpoint)
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import accel, neighbours, pca_fit
-from pipeline.artifacts import StageError
+from pipeline.methods import accel, knn as neighbours, pca_fit
+from pipeline.engine.artifacts import StageError
 
 CPU = torch.device("cpu")
 
@@ -51,7 +51,7 @@ def test_asking_for_a_missing_accelerator_is_an_error(monkeypatch):
 def test_maps_leave_cuml_alone_unless_it_can_run(monkeypatch):
     """cuML's UMAP and t-SNE are used only on CUDA with cuML installed; asked for by name without them, one
     line says what is missing. (The cuML calls themselves need an NVIDIA GPU: not testable here.)"""
-    from pipeline import gpu_maps
+    from pipeline.methods import gpu_maps
 
     assert gpu_maps.use_cuml("cpu", "auto") is False
     monkeypatch.setattr(gpu_maps, "installed", lambda: False)

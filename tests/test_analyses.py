@@ -3,38 +3,41 @@
 import numpy as np
 import pytest
 
-from pipeline import map_heads, neighbours, pca_fit, probes, quality, sampling
-from pipeline.artifacts import StageError
-from pipeline.stages import clusters, parametric, patches, retrieval, tsne, umap
+from pipeline.analyses import probes
+from pipeline.engine.artifacts import StageError
+from pipeline.methods import kmeans, kmeans_sweep, map_head_training, map_heads, pca_fit, quality, sampling, tsne_fit
+from pipeline.methods import knn as neighbours
+from pipeline.methods import umap_fit
+from pipeline.stages import patches, retrieval
 
 
 def test_tsne_perplexity_guard():
-    assert tsne.valid_perplexity(30, 1000) == (30.0, "")
-    value, note = tsne.valid_perplexity(30, 40)
+    assert tsne_fit.valid_perplexity(30, 1000) == (30.0, "")
+    value, note = tsne_fit.valid_perplexity(30, 40)
     assert value == pytest.approx(13.0) and "lowered" in note
     with pytest.raises(StageError, match="at least 4 images"):
-        tsne.valid_perplexity(30, 3)
+        tsne_fit.valid_perplexity(30, 3)
 
 
 def test_tsne_is_deterministic_and_trustworthy(pixel_features):
     x, _ = pixel_features
-    first = np.asarray(tsne.fit_tsne(x, 30, 1000, "bh", seed=0, n_jobs=2))
-    second = np.asarray(tsne.fit_tsne(x, 30, 1000, "bh", seed=0, n_jobs=2))
+    first = np.asarray(tsne_fit.fit_tsne(x, 30, 1000, "bh", seed=0, n_jobs=2))
+    second = np.asarray(tsne_fit.fit_tsne(x, 30, 1000, "bh", seed=0, n_jobs=2))
     assert np.array_equal(first, second)
     assert quality.trustworthiness(x, first) >= 0.9
-    fft = np.asarray(tsne.fit_tsne(x, 30, 1000, "fft", seed=0, n_jobs=2))
+    fft = np.asarray(tsne_fit.fit_tsne(x, 30, 1000, "fft", seed=0, n_jobs=2))
     assert quality.trustworthiness(x, fft) >= 0.9
-    tiny = np.asarray(tsne.fit_tsne(x[:10], tsne.valid_perplexity(30, 10)[0], 300, "bh", 0, 1))
+    tiny = np.asarray(tsne_fit.fit_tsne(x[:10], tsne_fit.valid_perplexity(30, 10)[0], 300, "bh", 0, 1))
     assert tiny.shape == (10, 2) and np.isfinite(tiny).all()
 
 
 def test_umap_guard_and_determinism(pixel_features):
     x, _ = pixel_features
-    assert umap.valid_neighbours(15, 10) == (9, "n_neighbors 15 is too large for 10 images; lowered to 9")
+    assert umap_fit.valid_neighbours(15, 10) == (9, "n_neighbors 15 is too large for 10 images; lowered to 9")
     with pytest.raises(StageError):
-        umap.valid_neighbours(15, 2)
-    a = umap.fit_umap(x[:200], 15, 0.1, seed=0)
-    b = umap.fit_umap(x[:200], 15, 0.1, seed=0)
+        umap_fit.valid_neighbours(15, 2)
+    a = umap_fit.fit_umap(x[:200], 15, 0.1, seed=0)
+    b = umap_fit.fit_umap(x[:200], 15, 0.1, seed=0)
     assert np.array_equal(a, b)
     assert quality.trustworthiness(x[:200], a) >= 0.85
 
@@ -46,7 +49,7 @@ def test_parametric_maps_generalise_and_repeat(pixel_features):
     train = np.flatnonzero(~held)
     centre, projection = pca_fit.scaled_projection(x, 50, train)
     knn = neighbours.exact_graph(x, 24, "ip", True, 4096)
-    local, distances = parametric.training_knn(*knn, train, 15)
+    local, distances = map_head_training.training_knn(*knn, train, 15)
     assert local.shape == (len(train), 15) and (local[:, 0] == np.arange(len(train))).all()
     assert (local < len(train)).all() and np.isinf(distances[local < 0]).all(), "held-out images never in the graph"
     graph = map_heads.umap_graph(local, distances, 15, 0)
@@ -77,21 +80,21 @@ def test_tsne_regressor_fits_its_targets(pixel_features):
 
 
 def test_k_grid_guards():
-    ks, note = clusters.k_grid(2000, 2, 0, 15)
+    ks, note = kmeans_sweep.k_grid(2000, 2, 0, 15)
     assert ks[0] == 2 and ks[-1] == 89 and len(ks) == 15 and note == ""
-    ks, note = clusters.k_grid(5, 2, 300, 15)
+    ks, note = kmeans_sweep.k_grid(5, 2, 300, 15)
     assert ks == [2, 3, 4] and "lowered to 4" in note
     with pytest.raises(StageError, match="at least 3 images"):
-        clusters.k_grid(2, 2, 0, 15)
+        kmeans_sweep.k_grid(2, 2, 0, 15)
 
 
 def test_kneedle_and_choice():
     ks = [2, 4, 6, 8, 10, 12]
     sse = [100, 30, 25, 21, 18, 15]
-    assert clusters.kneedle(ks, sse) == 4
-    k, reason = clusters.choose_k(ks, [0.1, 0.5, 0.3, 0.2, 0.2, 0.1], [2.0, 0.8, 1.0, 1.2, 1.3, 1.5], elbow=4)
+    assert kmeans_sweep.kneedle(ks, sse) == 4
+    k, reason = kmeans_sweep.choose_k(ks, [0.1, 0.5, 0.3, 0.2, 0.2, 0.1], [2.0, 0.8, 1.0, 1.2, 1.3, 1.5], elbow=4)
     assert k == 4 and reason.startswith("all three agree")
-    k, reason = clusters.choose_k(ks, [0.1, 0.2, 0.5, 0.2, 0.2, 0.1], [2.0, 0.8, 0.7, 1.2, 1.3, 1.5], elbow=4)
+    k, reason = kmeans_sweep.choose_k(ks, [0.1, 0.2, 0.5, 0.2, 0.2, 0.1], [2.0, 0.8, 0.7, 1.2, 1.3, 1.5], elbow=4)
     assert k == 6 and "silhouette and Davies-Bouldin agree" in reason
 
 
@@ -109,10 +112,10 @@ def test_the_choice_of_k_does_not_turn_on_a_small_move_of_one_score():
              [2.2306, 2.2159, 2.225, 2.2482, 2.2957, 2.2879, 2.2749, 2.2909, 2.3317, 2.3272, 2.3302, 2.3177, 2.327,
               2.3229, 2.3124])
     for silhouette, davies_bouldin in (before, after):
-        k, reason = clusters.choose_k(ks, silhouette, davies_bouldin, elbow=42)
+        k, reason = kmeans_sweep.choose_k(ks, silhouette, davies_bouldin, elbow=42)
         assert k == 2 and "nearest to both bests" in reason
     # A clear gap still decides: the Davies-Bouldin best far ahead and the silhouette best barely.
-    k, _ = clusters.choose_k([2, 4, 6, 8], [0.30, 0.29, 0.10, 0.05], [2.0, 1.0, 1.9, 2.2], elbow=6)
+    k, _ = kmeans_sweep.choose_k([2, 4, 6, 8], [0.30, 0.29, 0.10, 0.05], [2.0, 1.0, 1.9, 2.2], elbow=6)
     assert k == 4
 
 
@@ -120,9 +123,9 @@ def test_sweep_is_deterministic_and_finds_the_classes(pixel_features):
     x, labels = pixel_features
     from sklearn.metrics import adjusted_rand_score
 
-    prepared = clusters.prepare(x, 20)
-    a = clusters.sweep(prepared, [5, 10, 15], n_init=2, sample=5000, seed=0)
-    b = clusters.sweep(prepared, [5, 10, 15], n_init=2, sample=5000, seed=0)
+    prepared = kmeans.prepare(x, 20)
+    a = kmeans_sweep.sweep(prepared, [5, 10, 15], n_init=2, sample=5000, seed=0)
+    b = kmeans_sweep.sweep(prepared, [5, 10, 15], n_init=2, sample=5000, seed=0)
     assert a["sse"] == b["sse"] and all(np.array_equal(a["labels"][k], b["labels"][k]) for k in (5, 10, 15))
     assert a["sse"][0] > a["sse"][1] > a["sse"][2]
     assert adjusted_rand_score(labels, a["labels"][10]) > 0.25
@@ -130,9 +133,9 @@ def test_sweep_is_deterministic_and_finds_the_classes(pixel_features):
 
 def test_single_class_and_identical_images_do_not_crash():
     same = np.ones((6, 8), np.float32)
-    rows = clusters.sweep(same, [2, 3], n_init=1, sample=100, seed=0)
+    rows = kmeans_sweep.sweep(same, [2, 3], n_init=1, sample=100, seed=0)
     assert np.isnan(rows["silhouette"]).all()
-    k, why = clusters.choose_k(rows["k"], rows["silhouette"], rows["davies_bouldin"], elbow=3)
+    k, why = kmeans_sweep.choose_k(rows["k"], rows["silhouette"], rows["davies_bouldin"], elbow=3)
     assert k == 3 and "undefined at every k" in why, "no score is defined: the elbow decides, and says so"
     assert "best silhouette" not in why and "agree" not in why
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import backbone
-from pipeline.config import BackboneConfig, Config
-from pipeline.features import Preprocess, preprocess_for, split_features
-from pipeline.artifacts import StageError
+from pipeline.imaging import backbone
+from pipeline.engine.config import BackboneConfig, Config
+from pipeline.imaging.features import Preprocess, preprocess_for, split_features
+from pipeline.engine.artifacts import StageError
 
 
 def test_bundled_weights_classify_a_real_photo(coffee):

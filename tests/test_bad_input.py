@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import images
-from pipeline.config import Config, load_config
-from pipeline.stage import StageContext
+from pipeline.imaging import images
+from pipeline.engine.config import Config, load_config
+from pipeline.engine.stage import StageContext
 from pipeline.stages.ingest import STAGE, discover, run
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline import baselines, rules
+from pipeline.analyses import baselines, finding_rules as rules
 
 
 def imbalanced_labels() -> list[str]:

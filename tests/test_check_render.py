@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 import deck_judge  # noqa: E402
-from pipeline import figures  # noqa: E402
+from pipeline.pictures import figures  # noqa: E402
 
 
 @pytest.mark.parametrize("text, what", [

@@ -1,11 +1,11 @@
-"""k-means as every stage runs it (pipeline/clustering.py), on real pixels: seeded, the scores it reports
+"""k-means as every stage runs it (pipeline/methods/kmeans.py), on real pixels: seeded, the scores it reports
 are scikit-learn's on its own assignment, and the restart rule."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import davies_bouldin_score, silhouette_score
 
-from pipeline import clustering
+from pipeline.methods import kmeans as clustering
 
 
 def test_restarts_are_as_set_or_four_below_the_threshold_and_one_above():

@@ -18,9 +18,9 @@ import pytest
 from markupsafe import escape
 
 from hub_server import DINO_REPO, RANDOM_NOTE, StandInHub, point_client_at, random_weights
-from pipeline import comparison
-from pipeline.artifacts import StageError
-from pipeline.config import load_config
+from pipeline.analyses import backbone_comparison as comparison
+from pipeline.engine.artifacts import StageError
+from pipeline.engine.config import load_config
 from report.render import escape_deck
 from helpers import QUICK, build_deck, cli, invoke, record, write_fashion_folder
 

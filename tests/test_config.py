@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from pipeline.config import Config, ConfigError, diff_params, load_config
+from pipeline.engine.config import Config, ConfigError, diff_params, load_config
 
 
 def test_defaults_are_the_seed_settings():
@@ -104,16 +104,18 @@ def test_one_seed_gives_every_section_its_seed_unless_set():
 def test_settings_declared_unkeyed_stay_out_of_cache_keys_and_nothing_else_does(tmp_path):
     """How extraction runs (engine, workers, retries) is recorded but not keyed: equal outputs either way. The
     backbone's name and weights file are keyed by what they resolve to (the network and its weights' sha256, in
-    the extract stage's fingerprint); the hub's timeout and the comparison list change no output of theirs."""
+    the extract stage's fingerprint); the hub's timeout and the comparison list change no output of theirs. How
+    many threads ingest checks files with changes nothing it finds; the demo folder is a place (its listing is in
+    ingest's fingerprint), not a value."""
     from pipeline.registry import STAGES
-    from pipeline.runner import Runner
+    from pipeline.engine.runner import Runner
 
-    from pipeline.config import sections
+    from pipeline.engine.config import sections
 
     unkeyed = {f"{name}.{f.name}" for name in sections()
                for f in dataclasses.fields(getattr(Config(), name)) if not f.metadata.get("keyed", True)}
     assert unkeyed == {"extract.engine", "extract.workers", "extract.retries", "backbone.model", "backbone.weights",
-                       "backbone.hub_timeout_s", "backbone.compare"}
+                       "backbone.hub_timeout_s", "backbone.compare", "ingest.workers", "demo.folder"}
     where = [f"images={tmp_path}", f"out={tmp_path}"]
     ray = load_config(None, ["extract.engine=ray", "extract.workers=3", "extract.retries=0", *where])
     assert ray.section("extract")["engine"] == "ray" and "engine" not in ray.key_section("extract")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Config, ConfigError, load_config
-from pipeline.config_rules import CROSS_RULES
+from pipeline.engine.config import Config, ConfigError, load_config
+from pipeline.engine.config_rules import CROSS_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,11 +1,11 @@
-"""Which device and dtype a network runs on (pipeline/devices.py): auto never asks for what is not there, and a
+"""Which device and dtype a network runs on (pipeline/imaging/devices.py): auto never asks for what is not there, and a
 device asked for by name that is not there is an error naming the setting."""
 
 import pytest
 import torch
 
-from pipeline import devices
-from pipeline.artifacts import StageError
+from pipeline.imaging import devices
+from pipeline.engine.artifacts import StageError
 
 
 def test_auto_is_the_cpu_without_cuda_or_mps(monkeypatch):

@@ -58,12 +58,12 @@ def test_a_full_disk_is_a_one_line_error_and_keeps_finished_stages(tmp_path, sma
     assert ok.exit_code == 0, ok.output
     kept = sorted(p.read_bytes() for p in out.glob("cache/ingest/*/*"))
 
-    from pipeline import runner
+    from pipeline.engine import cache
 
     def full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(runner, "write_json", full)
+    monkeypatch.setattr(cache, "write_json", full)
     result = cli("run", "--images", str(small_set), "--out", str(out), "--only", "extract")
     assert result.exit_code == 2 and "No space left on device" in result.output
     assert sorted(p.read_bytes() for p in out.glob("cache/ingest/*/*")) == kept, "finished stages untouched"

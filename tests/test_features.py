@@ -4,16 +4,16 @@ whose cut does not change the features, and the frozen TorchScript pass equal to
 import numpy as np
 import pytest
 
-from pipeline.config import Config, load_config
+from pipeline.engine.config import Config, load_config
 
 
 @pytest.mark.full
 def test_bf16_is_measured_against_fp32_and_cnns_run_channels_last(small_set):
     import torch
 
-    from pipeline import backbone
+    from pipeline.imaging import backbone
     from pipeline.stages.extract import check_dtype
-    from pipeline.features import Extractor, pick_dtype, preprocess_for
+    from pipeline.imaging.features import Extractor, pick_dtype, preprocess_for
 
     cfg = Config()
     assert pick_dtype("auto", torch.device("cpu")) == torch.float32
@@ -37,8 +37,8 @@ def test_the_frozen_cnn_pass_gives_the_eager_features_on_real_images(small_set):
     """The CPU CNN runs as a frozen TorchScript graph (BatchNorm folded); its features must be eager's."""
     import torch
 
-    from pipeline import backbone
-    from pipeline.features import FROZEN_TOLERANCE, Extractor, preprocess_for
+    from pipeline.imaging import backbone
+    from pipeline.imaging.features import FROZEN_TOLERANCE, Extractor, preprocess_for
 
     cfg = Config()
     model = backbone.build(backbone.resolve(cfg.backbone)).eval()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import problems, rules
+from pipeline.analyses import problems, finding_rules as rules
 from pipeline.cli import main
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import images
-from pipeline.config import Config
-from pipeline.artifacts import StageError
-from pipeline.stage import StageContext
+from pipeline.imaging import images
+from pipeline.engine.config import Config
+from pipeline.engine.artifacts import StageError
+from pipeline.engine.stage import StageContext
 from pipeline.stages.ingest import STAGE, discover, inspect_file, label_of, run
 
 

@@ -15,7 +15,7 @@ SCRIPT = """
 import logging, sys, warnings
 import cv2
 from pipeline.cli import setup_logging
-from pipeline.library_log import library_messages_to_log
+from pipeline.engine.library_log import library_messages_to_log
 
 setup_logging(False)
 with library_messages_to_log(sys.argv[1]):

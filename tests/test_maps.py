@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import map_data, model_files, mosaic
+from pipeline.pictures import map_data, mosaic
+from pipeline.imaging import model_files
 
 
 def test_map_order_keeps_neighbours_on_the_map_together(pixel_features):
@@ -25,7 +26,7 @@ def test_map_order_keeps_neighbours_on_the_map_together(pixel_features):
 
 
 def test_sheets_shrink_until_they_fit_the_budget(fashion):
-    from pipeline.images import letterbox
+    from pipeline.imaging.images import letterbox
 
     images, _ = fashion
     thumbs = np.stack([letterbox(np.repeat(im[:, :, None], 3, 2), 48) for im in images[:300]])
@@ -48,7 +49,7 @@ def test_sheets_shrink_until_they_fit_the_budget(fashion):
 def test_a_large_set_encodes_in_full_only_the_side_its_estimate_puts_within_the_budget(fashion):
     """Above 16,384 images each side's total is estimated from 16 sheets; the side chosen is the one the full
     search (every side encoded, largest first) would choose, and the larger sides are never encoded whole."""
-    from pipeline.images import letterbox
+    from pipeline.imaging.images import letterbox
 
     images, _ = fashion
     thumbs = np.stack([letterbox(np.repeat(im[:, :, None], 3, 2), 48) for im in images[:300]])

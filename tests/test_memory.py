@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline import memory
+from pipeline.engine import memory
 
 
 def test_peak_memory_sees_an_allocation_and_resets():

@@ -35,8 +35,8 @@ def fake_source(root, images: int = 40, dims: int = 16):
 def test_stand_ins_copy_real_rows_with_small_noise_and_cache(tmp_path, monkeypatch):
     from bench import synthetic
     from bench.synthetic import read_source, source_rows, stand_ins
-    from pipeline.config import load_config
-    from pipeline.runner import Runner
+    from pipeline.engine.config import load_config
+    from pipeline.engine.runner import Runner
 
     monkeypatch.setattr(synthetic, "CHUNK", 32)
     monkeypatch.setattr(synthetic, "SEGMENT", 96)  # several mappings of the outputs, the last one partial
@@ -121,9 +121,9 @@ def test_growth_from_a_cached_time_is_shown_but_never_judged():
 
 def test_a_partial_million_run_takes_what_its_stages_read_and_judges_no_whole_analysis(tmp_path):
     from bench.targets import million_targets
-    from pipeline.config import load_config
+    from pipeline.engine.config import load_config
     from pipeline.registry import STAGES
-    from pipeline.runner import Runner
+    from pipeline.engine.runner import Runner
 
     wanted = set(Runner(load_config(None, [f"out={tmp_path}"]), STAGES).needing(("neighbours", "retrieval", "classes"))
                  .order)

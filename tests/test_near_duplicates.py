@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bench import planted
-from pipeline import images, near_duplicates as nd
+from pipeline.imaging import images
+from pipeline.analyses import near_duplicates as nd
 
 
 def pixel_graph(pixels: np.ndarray, k: int) -> np.ndarray:

@@ -4,8 +4,9 @@ recall target, the k-NN probes read from the graph against a search of their own
 import numpy as np
 import pytest
 
-from pipeline import ann, neighbours, pca_fit, probes
-from pipeline.artifacts import StageError
+from pipeline.methods import ann, knn as neighbours, pca_fit
+from pipeline.analyses import probes
+from pipeline.engine.artifacts import StageError
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ SCRIPT = textwrap.dedent("""
     import numba
     import numpy as np
     from umap import umap_
-    from pipeline.map_heads import umap_graph
+    from pipeline.methods.map_heads import umap_graph
 
     # Only the two kernels' cache goes to the test's folder: set after umap-learn's import, whose own cached
     # functions (pynndescent's) stay in the default cache, warm after the first import on this machine.

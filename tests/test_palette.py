@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_hex, to_rgb
 
-from pipeline import figures, map_data
-from pipeline.palette import class_colours, colour_map
+from pipeline.pictures import figures, map_data
+from pipeline.pictures.palette import class_colours, colour_map
 
 CLASSES = [f"class {chr(ord('a') + i)}" for i in range(17)]
 

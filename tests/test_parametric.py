@@ -3,9 +3,9 @@ is judged in test_analyses.py and the full suite's run)."""
 
 import numpy as np
 
-from pipeline import sampling
-from pipeline.config import load_config
-from pipeline.stages import parametric
+from pipeline.methods import sampling
+from pipeline.engine.config import load_config
+from pipeline.methods import map_head_training
 
 
 def test_parametric_training_is_capped_and_judged_on_what_it_saw(pixel_features):
@@ -17,7 +17,7 @@ def test_parametric_training_is_capped_and_judged_on_what_it_saw(pixel_features)
     assert np.array_equal(sampling.sample_of(train, 0, 0), train)
     cfg = load_config(None, ["parametric.umap_edges_per_epoch=2000", "parametric.tsne_images_per_epoch=100",
                              "parametric.umap_epochs=5", "parametric.tsne_epochs=5"])
-    heads = parametric.train_heads(x, x[:, :2], held, cfg)
+    heads = map_head_training.train_heads(x, x[:, :2], held, cfg)
     umap_facts, mlp_facts = heads["param_umap"].fit_facts, heads["tsne_mlp"].fit_facts
     assert umap_facts["train_images"] == mlp_facts["train_images"] == len(train), "every training image, none held out"
     assert umap_facts["edges_per_epoch"] == 2000 < umap_facts["graph_edges"], "the epoch's edges are capped"

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from photo_files import dng, heic, oriented_jpeg
-from pipeline import images, photo_formats
-from pipeline.config import Config, load_config
-from pipeline.decoding import Keep, Preprocess, needed_side
+from pipeline.imaging import images, photo_formats
+from pipeline.engine.config import Config, load_config
+from pipeline.imaging.decoding import Keep, Preprocess, needed_side
 
 # Lowest cosine allowed between the features of one photo stored under any EXIF orientation and stored upright.
 # Measured with the bundled CNN: >= 0.9995 at full decode, >= 0.9998 through DCT scaling (the JPEG blocks fall
@@ -60,8 +60,8 @@ def test_a_large_jpeg_decodes_reduced_and_a_small_one_exactly_as_before(cat):
 def extractor():
     import torch
 
-    from pipeline import backbone
-    from pipeline.features import Extractor, preprocess_for
+    from pipeline.imaging import backbone
+    from pipeline.imaging.features import Extractor, preprocess_for
 
     cfg = Config()
     model = backbone.build(backbone.resolve(cfg.backbone)).eval()
@@ -70,7 +70,7 @@ def extractor():
 
 @pytest.mark.parametrize("size", [(1536, 1024), (448, 304)], ids=["reduced 1-4", "full decode"])
 def test_all_eight_orientations_give_the_upright_photo_s_embedding(tmp_path, cat, extractor, size):
-    from pipeline.features import cosine_rows
+    from pipeline.imaging.features import cosine_rows
 
     upright = photo(cat, *size)
     paths = []
@@ -135,7 +135,7 @@ def test_a_raw_file_s_preview_is_used_when_large_enough(cat):
 
 
 def test_ingest_reports_a_broken_heic_and_raw_and_reads_sizes_from_headers(tmp_path, cat):
-    from pipeline.stage import StageContext
+    from pipeline.engine.stage import StageContext
     from pipeline.stages.ingest import STAGE, run
 
     folder, out = tmp_path / "in", tmp_path / "out"
@@ -160,8 +160,8 @@ def test_ingest_reports_a_broken_heic_and_raw_and_reads_sizes_from_headers(tmp_p
 
 def test_the_device_jpeg_decoder_gives_what_the_cpu_path_gives(tmp_path, cat):
     """``gpu_jpeg.decode`` is nvJPEG on CUDA; here torchvision's CPU decoder runs the same function."""
-    from pipeline import gpu_jpeg
-    from pipeline.decoding import decode
+    from pipeline.imaging import gpu_jpeg
+    from pipeline.imaging.decoding import decode
 
     prep = Preprocess(224, 0.875, "bicubic", (0.5,) * 3, (0.5,) * 3)
     keep = Keep(pixels=32, thumb=48, crop=160, crop_rows=frozenset({0}))

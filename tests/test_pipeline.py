@@ -195,24 +195,24 @@ def test_status_names_the_edited_module_of_a_stage(run_dirs, tmp_path):
 
     out, _, opts = run_dirs
     shutil.copytree(ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
-    with open(tmp_path / "pipeline" / "neighbours.py", "a") as handle:
+    with open(tmp_path / "pipeline" / "methods" / "knn.py", "a") as handle:
         handle.write("\n# an edit\n")
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "status", *opts], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
-    from pipeline import codegraph
-    from pipeline.config import Config
+    from pipeline.engine import codegraph
+    from pipeline.engine.config import Config
     from pipeline.registry import STAGES
 
-    importing = {st.name for st in STAGES if "pipeline.neighbours" in codegraph.closure(st.module, ROOT)}
+    importing = {st.name for st in STAGES if "pipeline.methods.knn" in codegraph.closure(st.module, ROOT)}
     assert {"neighbours", "tsne", "umap", "clusters", "fidelity"} <= importing and "extract" not in importing
     waiting: set = set()
     for stage in STAGES:  # in order: a stage after a stale one waits on it
         if stage.off_when and stage.off_when(Config()):
             assert " off: " in lines[stage.name], lines[stage.name]
         elif stage.name in importing:
-            assert "stale: code changed: pipeline/neighbours.py" in lines[stage.name], lines[stage.name]
+            assert "stale: code changed: pipeline/methods/knn.py" in lines[stage.name], lines[stage.name]
         elif set(stage.deps) & (importing | waiting):
             assert "stale: upstream" in lines[stage.name] and "code changed" not in lines[stage.name], lines[stage.name]
             waiting.add(stage.name)
@@ -240,10 +240,10 @@ def test_no_stage_after_extract_decodes_the_collection(tmp_path, small_set, monk
 
     from faiss.contrib import exhaustive_search
 
-    from pipeline import images
-    from pipeline.config import load_config
+    from pipeline.imaging import images
+    from pipeline.engine.config import load_config
     from pipeline.registry import STAGES
-    from pipeline.runner import Runner
+    from pipeline.engine.runner import Runner
 
     reads, current = [], {"stage": None}
     real_read = images.read_rgb

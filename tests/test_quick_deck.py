@@ -90,8 +90,8 @@ def test_exported_models_run_with_torch_alone_and_match_the_eager_pipeline(quick
     decoded and resized as the run did: their outputs against the run's own embeddings (the eager model's), a
     batch of a size never traced against its images one by one, and the t-SNE ensemble against the run's map."""
     out = quick_run["out"]
-    from pipeline.images import read_rgb
-    from pipeline.place import preprocess_of
+    from pipeline.imaging.images import read_rgb
+    from pipeline.new_images import preprocess_of
 
     rec, dirs = record(out), stage_dirs(out)
     manifest = json.loads((dirs["ingest"] / "manifest.json").read_text())

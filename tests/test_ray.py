@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import load_config
+from pipeline.engine.config import load_config
 from pipeline.registry import STAGES
-from pipeline.runner import Runner
+from pipeline.engine.runner import Runner
 
 FLOAT_OUTPUTS = ("embeddings", "patch_mean", "patch_tokens")
 EXACT_OUTPUTS = ("pixels", "thumbs", "patch_pixels")
@@ -153,8 +153,8 @@ def test_a_worker_killed_mid_run_loses_nothing(cluster, small_set, local, tmp_pa
 
 
 def test_the_pool_is_one_actor_per_gpu_or_per_node_and_leaves_cpus_to_decode():
-    from pipeline.artifacts import StageError
-    from pipeline.ray_engine import Cluster, pool_plan
+    from pipeline.engine.artifacts import StageError
+    from pipeline.imaging.ray_engine import Cluster, pool_plan
 
     gpus = Cluster("x", False, nodes=2, cpus=32, gpus=4, connect_seconds=0)
     assert pool_plan(gpus, 0) == (4, {"num_gpus": 1, "num_cpus": 1}, 1)
@@ -171,8 +171,8 @@ def test_the_pool_is_one_actor_per_gpu_or_per_node_and_leaves_cpus_to_decode():
 
 def test_a_file_gone_since_ingest_is_named_not_retried(small_set, tmp_path):
     """A decode task turns an unreadable file into a blank row with its reason; the driver stops on it."""
-    from pipeline.decoding import Keep, Preprocess
-    from pipeline.ray_engine import decode_rows
+    from pipeline.imaging.decoding import Keep, Preprocess
+    from pipeline.imaging.ray_engine import decode_rows
 
     prep = Preprocess(64, 1.0, "bicubic", (0.5,) * 3, (0.5,) * 3)
     rel = sorted(p.relative_to(small_set).as_posix() for p in small_set.rglob("*.png"))[:2]

@@ -1,10 +1,10 @@
-"""The run record (pipeline/record.py): what shaped the numbers (versions, config and its hash, the input's
+"""The run record (pipeline/engine/record.py): what shaped the numbers (versions, config and its hash, the input's
 hash, the backbone), which stages could not run and why, written atomically as strict JSON."""
 
 import json
 
-from pipeline import record
-from pipeline.config import load_config
+from pipeline.engine import record
+from pipeline.engine.config import load_config
 
 
 def result():

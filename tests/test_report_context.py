@@ -1,7 +1,7 @@
 """What the deck and the report print, gathered from a run record (report/context.py): the engine's phrase, the
 comparison's best values, and the dataset's name."""
 
-from pipeline.config import load_config
+from pipeline.engine.config import load_config
 from report import context
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import load_config
-from pipeline.runner import Runner
+from pipeline.engine.config import load_config
+from pipeline.engine.runner import Runner
 
 from toy_stages import STAGES
 
@@ -100,7 +100,7 @@ def test_variants_are_cached_apart_and_leave_the_lock_alone(tmp_path):
     the run's config is the run's own), adding a variant runs only that one, and the lock keeps the run's key."""
     import dataclasses
 
-    from pipeline.stage import Stage, Variants
+    from pipeline.engine.stage import Stage, Variants
 
     def seeds(cfg):
         return {f"seed {s}": dataclasses.replace(cfg, demo=dataclasses.replace(cfg.demo, seed=s))
@@ -121,7 +121,7 @@ def test_variants_are_cached_apart_and_leave_the_lock_alone(tmp_path):
     assert run(2) == {"numbers": "ran", "numbers@seed 0": "cached", "numbers@seed 1": "ran", "summary": "ran",
                       "spread": "ran"}, "seed 0 is the run's own config: its entry is reused"
     lock = json.loads((tmp_path / "embdeck.lock.json").read_text())
-    assert lock["stages"]["numbers"]["params"] == {"demo": {"per_class": 200, "seed": 0, "folder": "data/demo"}}
+    assert lock["stages"]["numbers"]["params"] == {"demo": {"per_class": 200, "seed": 0}}
     assert run(3) == {"numbers": "cached", "numbers@seed 0": "cached", "numbers@seed 1": "cached",
                       "numbers@seed 2": "ran", "summary": "ran", "spread": "ran"}
     assert [p.reasons for p in Runner(load_config(None, [f"out={tmp_path}", "pca.n_components=4"]), stages).plan()][
@@ -134,13 +134,13 @@ def test_a_source_edited_while_a_stage_runs_keeps_nothing_under_its_key(tmp_path
     source) computes it again."""
     import shutil
 
-    from pipeline.stage import Stage
+    from pipeline.engine.stage import Stage
 
     from toy_stages import make_numbers
 
     code = tmp_path / "code"
     shutil.copytree(HERE.parent / "pipeline", code / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
-    edited = code / "pipeline" / "stage.py"
+    edited = code / "pipeline" / "engine" / "stage.py"
 
     def numbers_while_editing(ctx):
         edited.write_text(edited.read_text() + "\n# edited mid-run\n")
@@ -149,7 +149,54 @@ def test_a_source_edited_while_a_stage_runs_keeps_nothing_under_its_key(tmp_path
     cfg = load_config(None, [f"out={tmp_path / 'out'}"])
     spec = {"params": ("demo",), "outputs": {"numbers": "numbers.npy"}}
     failed = Runner(cfg, [Stage("numbers", numbers_while_editing, **spec)], code_root=code).run()["stages"]["numbers"]
-    assert failed["state"] == "failed" and "pipeline/stage.py changed on disk" in failed["reason"]
+    assert failed["state"] == "failed" and "pipeline/engine/stage.py changed on disk" in failed["reason"]
     assert not list((tmp_path / "out" / "cache" / "numbers").iterdir()), "nothing kept, not even a partial entry"
     again = Runner(cfg, [Stage("numbers", make_numbers, **spec)], code_root=code).run()["stages"]["numbers"]
     assert again["state"] == "ran"
+
+
+def test_a_stage_reading_a_config_section_it_does_not_declare_fails_naming_it(tmp_path):
+    """As an undeclared input is refused, so is an undeclared section: what a stage reads is in its key."""
+    from pipeline.engine.stage import Stage
+
+    def peeks(ctx):
+        ctx.cfg.tsne.perplexity  # declares demo only
+        return {}
+
+    def places_and_declared(ctx):
+        return {"out": ctx.cfg.out, "seed": ctx.cfg.demo.seed}
+
+    stages = [Stage("peeks", peeks, params=("demo",)), Stage("reads", places_and_declared, params=("demo",))]
+    result = Runner(load_config(None, [f"out={tmp_path}"]), stages).run()["stages"]
+    assert result["peeks"]["state"] == "failed"
+    assert "stage peeks reads config section 'tsne' but does not declare it" in result["peeks"]["reason"]
+    assert result["reads"]["state"] == "ran"
+
+
+def test_every_file_a_stage_writes_is_declared_and_a_series_is_found_by_its_pattern(tmp_path):
+    """A numbered series (``part-*.txt``) is one declared output; a file outside the declarations keeps nothing."""
+    from pipeline.engine.stage import Stage, series_files
+
+    def parts(ctx):
+        for number in range(3):
+            ctx.output("parts", f"{number:02d}").write_text(str(number))
+        return {}
+
+    def stray(ctx):
+        ctx.output("one").write_text("declared")
+        (ctx.out_dir / "extra.txt").write_text("not declared")
+        return {}
+
+    def reader(ctx):
+        return {"read": [p.read_text() for p in ctx.series("parts", "parts")]}
+
+    stages = [Stage("parts", parts, outputs={"parts": "part-*.txt"}),
+              Stage("stray", stray, outputs={"one": "one.txt"}),
+              Stage("reader", reader, inputs=("parts.parts",))]
+    result = Runner(load_config(None, [f"out={tmp_path}"]), stages).run()
+    entry = Path(result["stages"]["parts"]["dir"])
+    assert [p.name for p in series_files(entry, "part-*.txt")] == ["part-00.txt", "part-01.txt", "part-02.txt"]
+    assert result["summaries"]["reader"] == {"read": ["0", "1", "2"]}
+    assert result["stages"]["stray"]["state"] == "failed"
+    assert "wrote extra.txt, which it does not declare" in result["stages"]["stray"]["reason"]
+    assert not list((tmp_path / "cache" / "stray").iterdir()), "nothing kept"

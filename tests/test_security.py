@@ -21,8 +21,8 @@ def test_deck_escaping_neutralises_html_vue_and_markdown():
 
 
 def test_cached_arrays_are_read_without_pickle(tmp_path):
-    from pipeline.config import Config
-    from pipeline.stage import StageContext
+    from pipeline.engine.config import Config
+    from pipeline.engine.stage import StageContext
     from pipeline.stages import extract, pca
 
     folder = tmp_path / "extract"
@@ -37,7 +37,7 @@ def test_cached_arrays_are_read_without_pickle(tmp_path):
 def test_map_heads_are_read_with_weights_only(tmp_path):
     """The export stage's reader of a trained head: a real head's weights come back whole; a crafted file is
     refused (Boom would exit the tests if it were unpickled)."""
-    from pipeline.map_heads import MapHead, load_head
+    from pipeline.methods.map_heads import MapHead, load_head
 
     rng = np.random.default_rng(0)
     head = MapHead(rng.normal(size=(16, 4)).astype(np.float32), rng.normal(size=16).astype(np.float32), 8, 2, seed=3)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT
-from pipeline import codegraph
-from pipeline.config import Config
+from pipeline.engine import codegraph
+from pipeline.engine.config import Config
 from pipeline.registry import STAGES, describe
-from pipeline.runner import Runner, explain_change
+from pipeline.engine.runner import Runner, explain_change
 
 STAGE_DIR = ROOT / "pipeline" / "stages"
 
@@ -38,8 +38,8 @@ def test_keys_follow_every_module_a_stage_runs_and_only_those(code_copy):
     runner = Runner(Config(out=str(code_copy / "out")), STAGES, code_root=code_copy)
     before = {stage.name: record(runner, stage) for stage in STAGES}
     closures = {stage.name: set(codegraph.closure(stage.module, code_copy)) for stage in STAGES}
-    assert closures["tsne"] >= {"pipeline.stages.tsne", "pipeline.neighbours", "pipeline.figures", "pipeline.manifest"}
-    assert "pipeline.map_heads" in closures["export"] and "pipeline.features" in closures["export"]
+    assert closures["tsne"] >= {"pipeline.stages.tsne", "pipeline.methods.knn", "pipeline.pictures.figures", "pipeline.imaging.manifest"}
+    assert "pipeline.methods.map_heads" in closures["export"] and "pipeline.imaging.features" in closures["export"]
     touched_somewhere = 0
     for module in all_modules(code_copy):
         path = codegraph.module_file(module, code_copy)
@@ -64,7 +64,7 @@ def test_keys_follow_every_module_a_stage_runs_and_only_those(code_copy):
 def test_keys_hash_the_sources_as_the_process_loaded_them(tmp_path):
     """The package's sources are hashed when it is imported: an edit made later does not change the key the
     running process computes (it runs the code it loaded), and ``changed_files`` names the edited file."""
-    assert (ROOT / "pipeline" / "runner.py").resolve() in codegraph._SNAPSHOT, "the real package was snapshotted"
+    assert (ROOT / "pipeline" / "engine" / "runner.py").resolve() in codegraph._SNAPSHOT, "the real package was snapshotted"
     pkg = tmp_path / "pipeline"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
@@ -114,9 +114,11 @@ def test_no_stage_imports_another_and_the_package_has_no_cycle():
     assert codegraph.cycles(looped) == [["pipeline.a", "pipeline.b", "pipeline.a"]], "the check can fail"
 
 
-TORCH_FREE = ("artifacts", "codegraph", "config", "figures", "manifest", "neighbours", "pca_fit", "quality",
-              "record", "runner", "sampling", "stage", "images", "storage", "decoding", "hub", "comparison", "probes",
-              "clustering", "tsne_fit", "patch_pca")
+TORCH_FREE = ("engine.artifacts", "engine.codegraph", "engine.config", "pictures.figures", "imaging.manifest",
+              "methods.knn", "methods.pca_fit", "methods.quality", "engine.record", "engine.runner",
+              "methods.sampling", "engine.stage", "imaging.images", "imaging.storage", "imaging.decoding",
+              "imaging.hub", "analyses.backbone_comparison", "analyses.probes", "methods.kmeans", "methods.tsne_fit",
+              "methods.patch_pca")
 
 
 @pytest.mark.parametrize("name", TORCH_FREE)
@@ -124,13 +126,13 @@ def test_helpers_do_not_import_torch(name):
     """torch is imported only where a network runs (extraction, the map heads, the export) and in ``accel`` (the
     analyses' GPU path), which the helpers import inside the functions that use it, never at import time."""
     closure = codegraph.closure(f"pipeline.{name}", ROOT)
-    for module in [m for m in closure if m not in ("pipeline.accel", "pipeline.devices")]:
+    for module in [m for m in closure if m not in ("pipeline.methods.accel", "pipeline.imaging.devices")]:
         path = codegraph.module_file(module, ROOT)
         top_level = [n for n in ast.parse(path.read_text()).body if isinstance(n, (ast.Import, ast.ImportFrom))]
         names = [a.name for n in top_level for a in n.names] + [n.module or "" for n in top_level
                                                                 if isinstance(n, ast.ImportFrom)]
         assert not any(n.split(".")[0] == "torch" for n in names), module
-    assert "pipeline.features" not in closure and "pipeline.map_heads" not in closure
+    assert "pipeline.imaging.features" not in closure and "pipeline.methods.map_heads" not in closure
 
 
 def test_planning_a_run_never_imports_torch():
@@ -138,7 +140,7 @@ def test_planning_a_run_never_imports_torch():
     import subprocess
     import sys
 
-    code = "import sys, pipeline.cli, pipeline.registry, pipeline.runner; print('torch' in sys.modules)"
+    code = "import sys, pipeline.cli, pipeline.registry, pipeline.engine.runner; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
 
@@ -151,9 +153,36 @@ def test_readme_shows_the_graph_the_declarations_make():
 
 
 def test_every_declared_input_exists_upstream():
-    from pipeline.stage import Stage
+    from pipeline.engine.stage import Stage
 
     Runner(Config(), STAGES)  # checks every declaration
     broken = Stage("broken", lambda ctx: {}, inputs=("pca.nothing",))
     with pytest.raises(ValueError, match="declares no output 'nothing'"):
         Runner(Config(), [*STAGES, broken])
+
+
+PACKAGES = ("pipeline", "report", "bench")
+
+
+def test_no_import_cycle_in_pipeline_report_or_bench():
+    """Lazy imports count: report/placed.py and report/render.py once imported each other, one inside a function."""
+    graph = codegraph.import_graph(ROOT, PACKAGES)
+    assert {name.split(".")[0] for name in graph} == set(PACKAGES)
+    assert codegraph.cycles(graph) == []
+    assert "report.render" in graph["pipeline.cli"], "edges across the packages are seen"
+
+
+def test_only_the_registry_imports_a_stage_module():
+    """A stage module is a declaration and a short function: its helpers live in methods/, analyses/, pictures/
+    and imaging/, where the bench, the CLI and ``embdeck place`` import them."""
+    graph = codegraph.import_graph(ROOT, PACKAGES)
+    stage_modules = {f"pipeline.stages.{p.stem}" for p in STAGE_DIR.glob("*.py") if p.stem != "__init__"}
+    outside = {module: sorted(targets & stage_modules) for module, targets in graph.items()
+               if not module.startswith("pipeline.stages") and module != "pipeline.registry"}
+    assert {module: found for module, found in outside.items() if found} == {}
+
+
+def test_the_package_keeps_few_modules_at_its_top_level():
+    top = sorted(p.stem for p in (ROOT / "pipeline").glob("*.py") if p.stem != "__init__")
+    assert top == ["cli", "demo", "new_images", "registry"]
+    assert max(len(p.read_text().splitlines()) for p in (ROOT / "pipeline").rglob("*.py")) <= 400

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import images, storage
-from pipeline.config import load_config
+from pipeline.imaging import images, storage
+from pipeline.engine.config import load_config
 from pipeline.registry import STAGES
-from pipeline.runner import Runner
+from pipeline.engine.runner import Runner
 from pipeline.stages.ingest import discover, folder_listing
 
 
@@ -62,7 +62,7 @@ def test_a_uri_folder_gives_the_same_manifest_and_features(tmp_path, small_set):
 
 
 def test_a_missing_uri_folder_is_a_clear_error(tmp_path):
-    from pipeline.artifacts import StageError
+    from pipeline.engine.artifacts import StageError
 
     cfg = load_config(None, [f"images={(tmp_path / 'nowhere').as_uri()}", f"out={tmp_path / 'out'}"])
     with pytest.raises(StageError, match="image folder not found: file://"):

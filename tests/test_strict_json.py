@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import map_data
-from pipeline.artifacts import json_text
-from pipeline.pca_fit import spread_out
+from pipeline.pictures import map_data
+from pipeline.engine.artifacts import json_text
+from pipeline.methods.pca_fit import spread_out
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ def test_map_data_takes_points_all_in_one_place_and_refuses_nan():
 
 
 def test_maps_of_identical_points_are_finite():
-    from pipeline.tsne_fit import fit_tsne
+    from pipeline.methods.tsne_fit import fit_tsne
 
     same = np.tile(np.arange(8, dtype=np.float32), (40, 1))
     assert not spread_out(same) and spread_out(same + np.eye(40, 8, dtype=np.float32))
@@ -85,7 +85,7 @@ def test_every_json_of_a_run_on_identical_images_is_strict(tmp_path, fashion):
 
 
 def test_the_chosen_k_claims_no_best_score_where_none_is_defined():
-    from pipeline.stages.clusters import choose_k
+    from pipeline.methods.kmeans_sweep import choose_k
 
     k, reason = choose_k([2, 3, 4], [float("nan")] * 3, [float("nan")] * 3, elbow=3)
     assert k == 3 and "best" not in reason and "undefined at every k" in reason

@@ -1,9 +1,9 @@
-"""t-SNE as embdeck fits it (pipeline/tsne_fit.py): the gradient method by N, and openTSNE built against FFTW by
+"""t-SNE as embdeck fits it (pipeline/methods/tsne_fit.py): the gradient method by N, and openTSNE built against FFTW by
 `make install`."""
 
 import pytest
 
-from pipeline import tsne_fit as tsne
+from pipeline.methods import tsne_fit as tsne
 
 
 def test_tsne_method_by_n():

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from pipeline.stage import Stage, StageContext
+from pipeline.engine.stage import Stage, StageContext
 
 
 def make_numbers(ctx: StageContext) -> dict:

@@ -1,6 +1,6 @@
 // The interactive map's data: loading, decoding, names, thumbnails, neighbours and colourings.
 // Shared by the report (web/report-map.js) and the deck's component (slides/components/EmbeddingMap.vue); the
-// files it reads are written by pipeline/map_data.py. A classic script, not a module: a report opened from
+// files it reads are written by pipeline/pictures/map_data.py. A classic script, not a module: a report opened from
 // disk (file://) may run scripts but may neither fetch files nor import modules, so every data file is a
 // script that calls EmbdeckMap.receive(name, payload).
 (function (root) {

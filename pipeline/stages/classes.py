@@ -18,17 +18,16 @@ Outputs: ``report`` (every figure above), ``label_issues`` (CSV), figures ``conf
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 
 import numpy as np
 
-from ..artifacts import StageError
-from ..baselines import SMALLEST_JUDGED, too_small
-from ..manifest import manifest_labels, read_manifest
-from ..probes import fold_of, knn_from_graph, linear_probe, out_of_fold_probabilities, usable_folds
-from ..problems import confused_pairs, cross_class_examples, label_issues, neighbour_class_shares
-from ..stage import Stage, StageContext
+from ..analyses.baselines import SMALLEST_JUDGED, too_small
+from ..analyses.probes import fold_of, knn_from_graph, linear_probe, out_of_fold_probabilities, usable_folds
+from ..analyses.problems import confused_pairs, cross_class_examples, label_issues, neighbour_class_shares
+from ..engine.artifacts import StageError, write_csv
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import manifest_labels, read_manifest
 
 PAIRS_SHOWN = 3
 EXAMPLES_PER_PAIR = 4
@@ -36,7 +35,7 @@ ISSUES_SHOWN = 24
 
 
 def run(ctx: StageContext) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     cfg, knn_cfg = ctx.cfg.findings, ctx.cfg.retrieval
     manifest = read_manifest(ctx)[0]
@@ -79,12 +78,10 @@ def run(ctx: StageContext) -> dict:
     probabilities = out_of_fold_probabilities(idx, codes, len(names), cfg.label_k, fold)
     ranked = label_issues(codes, probabilities)
     suggested = probabilities.argmax(axis=1)
-    with open(ctx.output("label_issues"), "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["rank", "path", "label", "suggested", "label_probability", "suggested_probability"])
-        for rank, i in enumerate(ranked, 1):
-            writer.writerow([rank, manifest[i]["path"], labels[i], names[suggested[i]],
-                             round(float(probabilities[i, codes[i]]), 4), round(float(probabilities[i, suggested[i]]), 4)])
+    write_csv(ctx.output("label_issues"),
+              ["rank", "path", "label", "suggested", "label_probability", "suggested_probability"],
+              ([rank, manifest[i]["path"], labels[i], names[suggested[i]], round(float(probabilities[i, codes[i]]), 4),
+                round(float(probabilities[i, suggested[i]]), 4)] for rank, i in enumerate(ranked, 1)))
     shown = ranked[:ISSUES_SHOWN]
     figures.image_grid([thumbs[i] for i in shown], [f"{labels[i][:11]}\n> {names[suggested[i]][:11]}" for i in shown],
                        f"Likely label errors (cleanlab): label > suggested, {len(shown)} of {len(ranked)}",

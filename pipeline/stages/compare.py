@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import comparison
-from ..baselines import chance
-from ..manifest import manifest_labels, read_manifest
-from ..probes import raw_pixels
-from ..stage import Stage, StageContext, Variants
+from ..analyses import backbone_comparison as comparison
+from ..analyses.baselines import chance
+from ..analyses.probes import raw_pixels
+from ..engine.stage import Stage, StageContext, Variants
+from ..imaging.manifest import manifest_labels, read_manifest
 
 MEASURES = (("k-NN accuracy", "knn_accuracy"), ("linear probe", "linear_probe_accuracy"),
             ("t-SNE trustworthiness", "trustworthiness"), ("silhouette at k", "silhouette"))
@@ -58,8 +58,8 @@ def network_backbone(ctx: StageContext, label: str) -> tuple[dict, dict[str, np.
 
 def patch_figure(ctx: StageContext, networks: list[dict], path: Path) -> None:
     """The patch-map images, then one row per network: three principal components of its patch tokens as RGB."""
-    from .. import figures
-    from ..patch_pca import maps_by_kind, upsample
+    from ..methods.patch_pca import maps_by_kind, upsample
+    from ..pictures import figures
 
     crops = ctx.load_npy("extract", "patch_pixels")
     sources = ctx.load_json("extract", "patch_images")
@@ -77,7 +77,7 @@ def patch_figure(ctx: StageContext, networks: list[dict], path: Path) -> None:
 
 
 def run(ctx: StageContext) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     cfg = ctx.cfg
     entries, notes = comparison.expand(cfg)
@@ -126,7 +126,7 @@ STAGE = Stage(
             "clusters.summary"),
     variants=Variants(comparison.variant_configs, ("extract.embeddings", "extract.patch_mean",
                                                    "extract.patch_tokens", "extract.summary")),
-    params=("compare", "retrieval", "pca", "tsne", "clusters", "fidelity", "patches"),
+    params=("compare", "backbone", "retrieval", "pca", "tsne", "clusters", "fidelity", "patches"),
     outputs={"table": "compare.json", "scores": "compare_scores.png", "maps": "compare_maps.png",
              "patches": "compare_patches.png"},
     fingerprint=comparison.fingerprint,

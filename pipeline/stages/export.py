@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..artifacts import StageError
-from ..manifest import read_manifest
-from ..sampling import spread_indices
-from ..stage import Stage, StageContext
+from ..engine.artifacts import StageError
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import read_manifest
+from ..methods.sampling import spread_indices
+
+if TYPE_CHECKING:
+    from ..engine.config import Config
 
 REPOSITORY = "model_repository"
+
 PBTXT = """name: "{name}"
 platform: "{platform}"
 max_batch_size: {max_batch}
@@ -104,7 +109,7 @@ def verdict(want, ran: dict, inputs, nbytes: int) -> dict:
 def check(path: Path, want, inputs) -> tuple[dict, dict]:
     """Load the saved file back and compare it with the eager module's output ``want``; each input alone
     against the batch; time a batch. Returns the verdict and the loaded model's outputs."""
-    from ..model_files import load
+    from ..imaging.model_files import load
 
     ran = run_loaded(load(path), inputs)
     return verdict(want, ran, inputs, path.stat().st_size), ran
@@ -115,7 +120,7 @@ def check_ensemble(backbone_ran: dict, head_path: Path, want, inputs) -> dict:
     against the eager head on the eager backbone."""
     import torch
 
-    from ..model_files import load
+    from ..imaging.model_files import load
 
     head = load(head_path)
     head_ran = run_loaded(head, backbone_ran["batch"])
@@ -127,7 +132,7 @@ def check_ensemble(backbone_ran: dict, head_path: Path, want, inputs) -> dict:
 
 def heads_to_export(ctx: StageContext) -> dict:
     """kind -> the parametric stage's trained map head, eval mode (none when that stage did not run)."""
-    from ..map_heads import load_head
+    from ..methods.map_heads import load_head
 
     heads_info = ctx.load_json("parametric", "heads") if ctx.has("parametric") else {}
     heads = {}
@@ -145,7 +150,7 @@ def write_model(folder: Path, module, inputs, config: dict, tolerance: float) ->
     verdicts, per file kind the loaded model's outputs (an ensemble's first step), and the eager output."""
     import torch
 
-    from ..model_files import export_program, script
+    from ..imaging.model_files import export_program, script
 
     folder.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode():
@@ -180,17 +185,22 @@ def write_ensemble(folder: Path, backbone_ran: dict, head_folder: Path, want, in
     return {"compiled_with": f"Triton ensemble: dino_model, then {config['head']}", **results}
 
 
+def network_seed(cfg: "Config") -> dict:
+    """extract.seed: the seed a randomly initialised network is built with, as extraction built it"""
+    return {"seed": cfg.extract.seed}
+
+
 def run(ctx: StageContext) -> dict:
     import torch
 
-    from .. import backbone as backbones
-    from ..features import preprocess_for
-    from ..images import read_rgb
-    from ..model_files import MAX_BATCH
+    from ..imaging import backbone as backbones
+    from ..imaging.features import preprocess_for
+    from ..imaging.images import read_rgb
+    from ..imaging.model_files import MAX_BATCH
 
     cfg = ctx.cfg.export
     choice = backbones.resolve(ctx.cfg.backbone)
-    model = backbones.build(choice, seed=ctx.cfg.extract.seed)
+    model = backbones.build(choice, seed=ctx.derived["seed"])
     prep = preprocess_for(model, ctx.cfg)
     manifest, root = read_manifest(ctx)
     picks = spread_indices(len(manifest), min(cfg.check_images, cfg.batch_size * 4))[: cfg.batch_size]
@@ -235,7 +245,9 @@ STAGE = Stage(
     inputs=("ingest.manifest", "ingest.summary", "extract.embeddings", "extract.summary", "parametric.heads",
             "parametric.param_umap_weights", "parametric.tsne_mlp_weights"),
     params=("export", "backbone"),
+    derived=network_seed,
     optional=("parametric",),  # without the map heads, the feature extractor is still exported
     outputs={"model": f"{REPOSITORY}/dino_model/1/model.pt", "program": f"{REPOSITORY}/dino_model/1/model.pt2",
-             "model_config": f"{REPOSITORY}/dino_model/config.pbtxt", "check_images": "check_images.npy"},
+             "model_config": f"{REPOSITORY}/dino_model/config.pbtxt", "check_images": "check_images.npy",
+             "repository": f"{REPOSITORY}/*"},  # the whole Triton repository: the heads and ensembles too
 )

@@ -23,19 +23,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import backbone as backbones
-from ..artifacts import StageError, hash_json
-from ..decoding import Keep
-from ..manifest import read_manifest
-from ..sampling import spread_indices
-from ..stage import Stage, StageContext
+from ..engine.artifacts import StageError, hash_json
+from ..engine.stage import Stage, StageContext
+from ..imaging import backbone as backbones
+from ..imaging.decoding import PATCH_FIGURE_PX, Keep
+from ..imaging.manifest import read_manifest
+from ..methods.sampling import spread_indices
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..engine.config import Config
 
 log = logging.getLogger("embdeck")
 
-PATCH_FIGURE_PX = 160  # side of each image on the patch-map figure
 
 
 def patch_photo_folder(cfg: "Config") -> Path | None:
@@ -100,7 +99,7 @@ def local_pass(ctx: StageContext, extractor, paths: list, keep) -> tuple[tuple, 
     """The main pass on this machine: decoding in threads one batch ahead of the model."""
     import torch
 
-    from ..features import PassStats
+    from ..imaging.features import PassStats
 
     stats = PassStats()
     workers = max(1, os.cpu_count() or 1)
@@ -114,7 +113,7 @@ def local_pass(ctx: StageContext, extractor, paths: list, keep) -> tuple[tuple, 
 
 def ray_pass(ctx: StageContext, model, prep, manifest: list[dict], root, keep) -> tuple[tuple, dict]:
     """The main pass on a Ray cluster (``ray_engine``); the cluster is left when it ends, however it ends."""
-    from .. import ray_engine
+    from ..imaging import ray_engine
 
     cluster = ray_engine.connect(verbose=log.isEnabledFor(logging.DEBUG))
     stats = ray_engine.RayStats()
@@ -140,8 +139,8 @@ def ray_pass(ctx: StageContext, model, prep, manifest: list[dict], root, keep) -
 def run(ctx: StageContext) -> dict:
     import torch
 
-    from ..features import Extractor, pick_device, pick_dtype, preprocess_for
-    from ..images import ImageReadError
+    from ..imaging.features import Extractor, pick_device, pick_dtype, preprocess_for
+    from ..imaging.images import ImageReadError
 
     cfg = ctx.cfg
     torch.set_num_threads(os.cpu_count() or 1)
@@ -209,7 +208,7 @@ STAGE = Stage(
     name="extract",
     run=run,
     inputs=("ingest.manifest", "ingest.summary"),
-    params=("backbone", "extract"),
+    params=("backbone", "extract", "ingest", "demo"),  # ingest: max_pixels, the photos' extensions; demo: its photos
     outputs={"embeddings": "embeddings.npy", "patch_mean": "patch_mean.npy", "pixels": "pixels.npy",
              "thumbs": "thumbs.npy", "patch_tokens": "patch_tokens.npy", "patch_pixels": "patch_pixels.npy",
              "patch_images": "patch_images.json"},

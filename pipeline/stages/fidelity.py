@@ -10,8 +10,8 @@ Output: ``table`` (the rows of the table).
 
 from __future__ import annotations
 
-from ..quality import graph_fidelity
-from ..stage import Stage, StageContext
+from ..engine.stage import Stage, StageContext
+from ..methods.quality import graph_fidelity
 
 MAPS = (("PCA (2 components)", "pca"), ("t-SNE", "tsne"), ("UMAP", "umap"))
 

@@ -4,7 +4,7 @@ Inputs: ``ingest`` (files, labels, hashes), ``extract`` (thumbnails, the small p
 (the embedding and raw-pixel graphs), ``clusters`` (assignments at the chosen and the elbow's k, and the
 features they were made in), ``retrieval`` and ``classes`` (when there are labels). Params: ``findings``.
 Nothing is searched here.
-- Near-duplicates: one picture, edited (``pipeline.near_duplicates``): among each image's neighbours in the
+- Near-duplicates: one picture, edited (``pipeline.analyses.near_duplicates``): among each image's neighbours in the
   embedding and raw-pixel graphs, the pairs whose grey pixels correlate at ``duplicate_floor`` or more and
   stand out from the image's ordinary neighbours (``duplicate_ratio``), grouped as stars (no chaining);
   byte-identical files apart; look-alikes (very similar, not copies) listed apart.
@@ -13,44 +13,39 @@ Nothing is searched here.
   cluster's size, majority label and purity, or without labels its most typical images.
 - Representatives: the image nearest each k-means centroid at the elbow's k (``representatives`` = 0), as
   the seed's photo sampler does, written as a file list a user can copy.
-- The findings: 4 to 8 sentences, each from this run's figures by a rule in ``pipeline.rules``.
+- The findings: 4 to 8 sentences, each from this run's figures by a rule in ``pipeline.analyses.finding_rules``.
 Outputs: ``report`` (all of it), CSVs ``duplicates``, ``outliers``, ``representatives`` and the file list
 ``representative_files``, figures ``duplicates_figure``, ``outliers_figure``, ``composition``, ``representatives_figure``.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
 
-from .. import near_duplicates, rules
-from ..manifest import manifest_labels, read_manifest
-from ..neighbours import outlier_scores
-from ..problems import byte_duplicates, composition, label_groups, representatives
-from ..stage import Stage, StageContext
+from ..analyses import finding_rules as rules
+from ..analyses import near_duplicates
+from ..analyses.problems import byte_duplicates, composition, label_groups, representatives
+from ..engine.artifacts import write_csv
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import manifest_labels, read_manifest
+from ..methods.knn import outlier_scores
 
 GROUPS_SHOWN = 8
 LOOKALIKES_LISTED = 200
 OUTLIERS_SHOWN = 24
 
 
-def write_csv(path: Path, header: list[str], rows) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
 def duplicate_rule(cfg) -> "near_duplicates.Rule":
     return near_duplicates.Rule(floor=cfg.duplicate_floor, ratio=cfg.duplicate_ratio, scale_k=cfg.duplicate_scale_k,
-                                candidates=cfg.duplicate_candidates, lookalike=cfg.duplicate_lookalike)
+                                candidates=cfg.duplicate_candidates, lookalike=cfg.duplicate_lookalike,
+                                local_share=cfg.duplicate_local_share, local_level=cfg.duplicate_local_level)
 
 
 def duplicates_part(ctx: StageContext, manifest, thumbs, graphs, pixels) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     exact = byte_duplicates(manifest)
     found = near_duplicates.find(graphs, pixels, duplicate_rule(ctx.cfg.findings))
@@ -90,7 +85,7 @@ def duplicates_part(ctx: StageContext, manifest, thumbs, graphs, pixels) -> dict
 
 
 def outliers_part(ctx: StageContext, manifest, labels, thumbs, similarity) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     k = min(ctx.cfg.findings.outlier_k, similarity.shape[1])
     scores = outlier_scores(similarity, k)
@@ -108,7 +103,7 @@ def outliers_part(ctx: StageContext, manifest, labels, thumbs, similarity) -> di
 
 
 def composition_part(ctx: StageContext, manifest, labels, thumbs) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     summary = ctx.summary("clusters")
     levels = [("chosen", summary["k"], ctx.load_npy("clusters", "assignment"))]
@@ -131,7 +126,7 @@ def composition_part(ctx: StageContext, manifest, labels, thumbs) -> dict:
 
 
 def representatives_part(ctx: StageContext, manifest, labels, thumbs) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     features = ctx.load_npy("clusters", "features")
     wanted = ctx.cfg.findings.representatives
@@ -156,7 +151,7 @@ def representatives_part(ctx: StageContext, manifest, labels, thumbs) -> dict:
 
 
 def sentences(found: dict, labelled: bool) -> list[str]:
-    """The findings, in order of what matters most; see pipeline.rules for each rule."""
+    """The findings, in order of what matters most; see pipeline.analyses.finding_rules for each rule."""
     retrieval, classes, parts = found.get("retrieval") or {}, found.get("classes") or {}, found["parts"]
     said: list[str | None] = []
     if "knn_accuracy_raw_pixels" in retrieval:

@@ -13,12 +13,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ..artifacts import StageError, hash_json
-from ..stage import Stage, StageContext
-from ..storage import Location, location, read_bytes, relative, walk
+from ..engine.artifacts import StageError, hash_json
+from ..engine.stage import Stage, StageContext
+from ..imaging.storage import Location, discover, image_entries, location, read_bytes, relative
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..engine.config import Config
 
 
 def image_root(cfg: "Config") -> Location:
@@ -28,23 +28,6 @@ def image_root(cfg: "Config") -> Location:
     from ..demo import dataset_folder
 
     return dataset_folder(cfg).resolve()
-
-
-def discover(root: Location, extensions: tuple[str, ...]) -> tuple[list[Location], list[dict]]:
-    """Image files under ``root`` (sorted, hidden entries skipped), and files passed over with a reason."""
-    entries, passed_over = image_entries(root, extensions)
-    return [e.path for e in entries], passed_over
-
-
-def image_entries(root: Location, extensions: tuple[str, ...]) -> tuple[list, list[dict]]:
-    """``storage.Entry`` of each image file under ``root``, and the other files, each with the reason."""
-    if not root.is_dir():
-        raise StageError(f"image folder not found: {root}")
-    wanted = {ext.lower() for ext in extensions}
-    entries = walk(root)
-    passed_over = [{"path": relative(e.path, root), "reason": "not an image file extension"}
-                   for e in entries if e.path.suffix.lower() not in wanted]
-    return [e for e in entries if e.path.suffix.lower() in wanted], passed_over
 
 
 def label_of(rel_path: str) -> str:
@@ -61,7 +44,7 @@ def folder_listing(cfg: "Config") -> dict:
 
 
 def inspect_file(path: Location, root: Location, max_pixels: int) -> dict:
-    from .. import images
+    from ..imaging import images
 
     rel = relative(path, root)
     try:
@@ -126,7 +109,7 @@ def run(ctx: StageContext) -> dict:
 STAGE = Stage(
     name="ingest",
     run=run,
-    params=("ingest",),
+    params=("ingest", "demo"),  # demo: the set read when no image folder is given
     outputs={"manifest": "manifest.json", "skipped": "skipped.json"},
     essential=True,
     fingerprint=folder_listing,

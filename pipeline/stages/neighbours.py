@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..artifacts import StageError
-from ..neighbours import PixelRows
-from ..stage import Stage, StageContext
+from ..engine.artifacts import StageError
+from ..engine.stage import Stage, StageContext
+from ..methods.knn import PixelRows
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..engine.config import Config
 
 SPACES = ("embedding", "pca", "pixels")
 FOLD_MARGIN = 3  # the k-NN probe's folds: a test image's k nearest neighbours outside its own fold
@@ -68,11 +68,11 @@ def space_input(ctx: StageContext, space: str) -> tuple[np.ndarray, str, bool] |
 def run(ctx: StageContext) -> dict:
     from tqdm import tqdm
 
-    from .. import accel, ann
+    from ..methods import accel, ann
 
     cfg = ctx.cfg.neighbours
     gpu = accel.device(ctx.cfg.device)
-    wanted = needs(ctx.cfg)
+    wanted = ctx.derived  # needs(cfg): k per space, in the key
     report, seconds = {}, {}
     for space in SPACES:
         found = space_input(ctx, space)

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from ..artifacts import StageError
-from ..patch_pca import maps_by_kind, patch_maps, upsample  # noqa: F401 - patch_maps: the stage's rule
-from ..stage import Stage, StageContext
+from ..engine.artifacts import StageError
+from ..engine.stage import Stage, StageContext
+from ..methods.patch_pca import maps_by_kind, patch_maps, upsample  # noqa: F401 - patch_maps: the stage's rule
 
 
 def run(ctx: StageContext) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     tokens = ctx.load_npy("extract", "patch_tokens")
     sources = ctx.load_json("extract", "patch_images")

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..artifacts import StageError
-from ..manifest import manifest_labels, read_manifest
-from ..pca_fit import components_for, covariance, fit_pca
-from ..stage import Stage, StageContext
+from ..engine.artifacts import StageError
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import manifest_labels, read_manifest
+from ..methods.pca_fit import components_for, covariance, fit_pca
 
 
 def run(ctx: StageContext) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     cfg = ctx.cfg.pca
     embeddings = ctx.load_npy("extract", "embeddings", mmap=True)
     labels = manifest_labels(read_manifest(ctx)[0])
     if len(embeddings) < 3:
         raise StageError(f"PCA needs at least 3 images for a 2-D map, got {len(embeddings)}")
-    from ..accel import moments  # the covariance on a GPU when there is one
+    from ..methods.accel import moments  # the covariance on a GPU when there is one
 
     projected, ratio = fit_pca(embeddings, cfg.n_components, cfg.whiten, moments(ctx.cfg.device) or covariance)
     ctx.save_npy("coords", projected)

@@ -1,13 +1,14 @@
 """Stage ``retrieval``: each image's nearest neighbours by cosine, and how well they agree with the labels.
 
-Inputs: ``ingest`` (paths, labels), ``extract`` (whether raw pixels were kept), ``neighbours`` (the graph of
+Inputs: ``ingest`` (labels), ``extract`` (whether raw pixels were kept; the thumbnails it kept, for the
+grid), ``neighbours`` (the graph of
 the embedding space and, with labels, of the raw pixels: nothing is searched here). Params: ``retrieval``.
 With labels: precision@k of retrieval over every image (itself excluded) and k-NN classification accuracy
 (cosine, ``knn_k`` neighbours), read from the graph two ways: leave-one-out (each image's k nearest others
 vote, the usual k-NN probe) and stratified ``folds``-fold cross-validation (its k nearest outside its own
 fold), for the embeddings and, as the baseline, for raw pixels (each image squeezed to
 ``extract.keep_pixels`` square, as extraction kept it). Chance is the largest class's share (always answering
-it); with imbalanced classes balanced accuracy stands beside accuracy (``pipeline.baselines``). Outputs: ``neighbours`` (N, top_k), ``scores`` and
+it); with imbalanced classes balanced accuracy stands beside accuracy (``pipeline.analyses.baselines``). Outputs: ``neighbours`` (N, top_k), ``scores`` and
 the ``grid`` of queries and their neighbours.
 """
 
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..baselines import balanced_accuracy, chance
-from ..manifest import manifest_labels, read_manifest
-from ..probes import knn_from_graph
-from ..sampling import pick_queries
-from ..stage import Stage, StageContext
+from ..analyses.baselines import balanced_accuracy, chance
+from ..analyses.probes import knn_from_graph
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import manifest_labels, read_manifest
+from ..methods.sampling import pick_queries
 
 
 def precision_at_k(neighbours: np.ndarray, labels: np.ndarray) -> float:
@@ -27,11 +28,11 @@ def precision_at_k(neighbours: np.ndarray, labels: np.ndarray) -> float:
 
 
 def run(ctx: StageContext) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     cfg = ctx.cfg.retrieval
-    manifest, root = read_manifest(ctx)
-    labels = manifest_labels(manifest)
+    labels = manifest_labels(read_manifest(ctx)[0])
+    thumbs = ctx.load_npy("extract", "thumbs", mmap=True)  # kept at extraction: no image is read again
     graph = ctx.load_npy("neighbours", "embedding_idx")
     neighbours, scores = graph[:, :cfg.top_k], ctx.load_npy("neighbours", "embedding_values")[:, :cfg.top_k]
     ctx.save_npy("neighbours", neighbours)
@@ -42,10 +43,10 @@ def run(ctx: StageContext) -> dict:
     # them at 10 slide px (tests/browser/deck_judge.py); a neighbour's label is told by a tick or a cross.
     labelled = len(set(labels)) > 1
     for q in queries:
-        tiles.append(figures.thumbnail(root / manifest[q]["path"], 72))
+        tiles.append(thumbs[q])
         captions.append(labels[q][:10] if labelled else "query")
         for n, s in zip(neighbours[q], scores[q]):
-            tiles.append(figures.thumbnail(root / manifest[n]["path"], 72))
+            tiles.append(thumbs[n])
             captions.append(f"{s:.2f}" + ((" ✓" if labels[n] == labels[q] else " ✗") if labelled else ""))
     figures.image_grid(tiles, captions, f"Queries (left), their {neighbours.shape[1]} nearest neighbours: cosine"
                        + (", ✓ same label" if labelled else ""), ctx.output("grid"),
@@ -77,7 +78,7 @@ def run(ctx: StageContext) -> dict:
 STAGE = Stage(
     name="retrieval",
     run=run,
-    inputs=("ingest.manifest", "ingest.summary", "extract.summary", "neighbours.embedding_idx",
+    inputs=("ingest.manifest", "ingest.summary", "extract.summary", "extract.thumbs", "neighbours.embedding_idx",
             "neighbours.embedding_values", "neighbours.pixels_idx", "neighbours.embedding_facts"),
     params=("retrieval",),
     outputs={"neighbours": "neighbours.npy", "scores": "scores.npy", "grid": "retrieval.png"},

@@ -18,14 +18,14 @@ import time
 
 import numpy as np
 
-from ..gpu_maps import REPRODUCIBILITY, tsne_map, use_cuml
-from ..manifest import manifest_labels, read_manifest
-from ..stage import Stage, StageContext
-from ..tsne_fit import fft_library, fit_tsne, gradient_method, valid_perplexity  # noqa: F401
+from ..engine.stage import Stage, StageContext
+from ..imaging.manifest import manifest_labels, read_manifest
+from ..methods.gpu_maps import REPRODUCIBILITY, tsne_map, use_cuml
+from ..methods.tsne_fit import fft_library, fit_tsne, gradient_method, valid_perplexity  # noqa: F401
 
 
 def run(ctx: StageContext) -> dict:
-    from .. import figures
+    from ..pictures import figures
 
     cfg = ctx.cfg.tsne
     points = ctx.load_npy("pca", "coords")

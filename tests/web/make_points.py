@@ -1,4 +1,4 @@
-"""Write, through pipeline/map_data.py, the data files a map view loads (points.js and one neighbour block) for a
+"""Write, through pipeline/pictures/map_data.py, the data files a map view loads (points.js and one neighbour block) for a
 small seeded set, and print what they must decode to, as JSON: the Node tests (tests/web/*.test.mjs) decode the
 files with web/map-core.js and compare. Usage: python tests/web/make_points.py FOLDER"""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import map_data
+from pipeline.pictures import map_data
 
 folder = Path(sys.argv[1])
 rng = np.random.default_rng(7)

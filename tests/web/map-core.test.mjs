@@ -1,5 +1,5 @@
 // web/map-core.js and web/map-view.js where they live, under Node's own test runner (node --test tests/web/):
-// files written by pipeline/map_data.py (through tests/web/make_points.py) are decoded by the real MapData and
+// files written by pipeline/pictures/map_data.py (through tests/web/make_points.py) are decoded by the real MapData and
 // compared with the values Python wrote; the view's hit-testing is checked against a brute-force search.
 // The browser tests (test_interactive.py, check-render) keep the real mouse.
 import { test } from "node:test";
