@@ -172,24 +172,6 @@ def run(out: Path, reps: int = 3, batch_size: int = 32) -> dict:
     return result
 
 
-def lines(result: dict) -> list[str]:
-    from .table import table
-
-    out = [f"### Photographs ({result['set']}; batch {result['batch_size']})", ""]
-    rows = []
-    for name, ways in result["backbones"].items():
-        for way in ("full decode (today)", "decoded at the needed size"):
-            rows.append([name, way, ways[way]["images_per_s"], ways[way]["model_share"],
-                         ways["speedup"] if way.startswith("decoded") else ""])
-    out += table(["backbone", "decoding", "images/s", "model's share", "speed-up"], rows)
-    rows = [[name, a["images"], a["embedding_cosine_min"], a["embedding_cosine_median"], a["patch_mean_cosine_min"],
-             a.get("knn_accuracy_full", ""), a.get("knn_accuracy_fast", "")]
-            for name, a in (("26 MP set", result["agreement_26mp"]), ("demo as 2048 px JPEGs", result["agreement_demo_2048"]))]
-    out += table(["fast vs full decode", "images", "cosine min", "cosine median", "patch-mean cosine min",
-                  "5-NN full", "5-NN fast"], rows)
-    return out
-
-
 def targets(result: dict) -> list[dict]:
     speedup = result["backbones"]["bundled EfficientNet-Lite0"]["speedup"]
     return [{"target": "26 MP JPEGs, bundled CNN: extraction images/s vs full decode", "measured": speedup,

@@ -201,10 +201,20 @@ def acceptance_lines(results: dict) -> list[str]:
     return out + table(header, body)
 
 
-def photos_lines(results: dict) -> list[str]:
-    from .photos import lines
-
-    return lines(results)
+def photos_lines(result: dict) -> list[str]:
+    out = [f"### Photographs ({result['set']}; batch {result['batch_size']})", ""]
+    rows = []
+    for name, ways in result["backbones"].items():
+        for way in ("full decode (today)", "decoded at the needed size"):
+            rows.append([name, way, ways[way]["images_per_s"], ways[way]["model_share"],
+                         ways["speedup"] if way.startswith("decoded") else ""])
+    out += table(["backbone", "decoding", "images/s", "model's share", "speed-up"], rows)
+    rows = [[name, a["images"], a["embedding_cosine_min"], a["embedding_cosine_median"], a["patch_mean_cosine_min"],
+             a.get("knn_accuracy_full", ""), a.get("knn_accuracy_fast", "")]
+            for name, a in (("26 MP set", result["agreement_26mp"]), ("demo as 2048 px JPEGs", result["agreement_demo_2048"]))]
+    out += table(["fast vs full decode", "images", "cosine min", "cosine median", "patch-mean cosine min",
+                  "5-NN full", "5-NN fast"], rows)
+    return out
 
 
 def render(results: dict, targets: list[dict]) -> str:
@@ -212,7 +222,8 @@ def render(results: dict, targets: list[dict]) -> str:
     lines = [f"## embdeck bench — {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
              + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"), ""]
     for part, fn in (("extract", extraction_lines), ("photos", photos_lines), ("maps", maps_lines),
-                     ("scale", scale_lines), ("report", report_lines), ("place", place_lines), ("deck", deck_lines), ("ray", ray_lines), ("compare", compare_lines),
+                     ("scale", scale_lines), ("report", report_lines), ("place", place_lines), ("deck", deck_lines),
+                     ("ray", ray_lines), ("compare", compare_lines),
                      ("acceptance", acceptance_lines), ("million", million_lines)):
         if part in results:
             lines += fn(results[part])
