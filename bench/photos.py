@@ -123,12 +123,19 @@ def agreement(extractor, paths: list[Path], batch_size: int, labels: list[str] |
         out[f"{name}_cosine_median"] = round(float(np.median(cosine)), 5)
     if labels:
         array = np.asarray(labels)
-        out["knn_accuracy_full"] = round(knn_accuracy(full[0], array, 5, 5, 0)[0], 4)
-        out["knn_accuracy_fast"] = round(knn_accuracy(fast[0], array, 5, 5, 0)[0], 4)
+        # Mean over FOLD_SEEDS: one seed's folds move the accuracy by about 0.01 on 1,000 images, more than
+        # the two ways differ (measured 2026-12-02: -0.006 to +0.004 by seed, -0.002 on the mean).
+        for name, features in (("full", full[0]), ("fast", fast[0])):
+            scores = [knn_accuracy(features, array, 5, 5, seed)[0] for seed in FOLD_SEEDS]
+            out[f"knn_accuracy_{name}"] = round(float(np.mean(scores)), 4)
+        out["knn_delta"] = round(out["knn_accuracy_fast"] - out["knn_accuracy_full"], 4)
     return out
 
 
-def demo_as_jpegs(folder: Path, per_class: int = 20, side: int = 2048) -> tuple[list[Path], list[str]]:
+FOLD_SEEDS = range(6)  # k-NN folds averaged over these seeds
+
+
+def demo_as_jpegs(folder: Path, per_class: int = 100, side: int = 2048) -> tuple[list[Path], list[str]]:
     """Demo images (Fashion-MNIST, 28 px) written as ``side`` px JPEGs, so DCT scaling applies; with labels."""
     import cv2
 
@@ -174,6 +181,12 @@ def run(out: Path, reps: int = 3, batch_size: int = 32) -> dict:
 
 def targets(result: dict) -> list[dict]:
     speedup = result["backbones"]["bundled EfficientNet-Lite0"]["speedup"]
+    demo = result["agreement_demo_2048"]
+    equal = demo["embedding_cosine_min"] >= 0.99 and abs(demo["knn_delta"]) <= 0.005
     return [{"target": "26 MP JPEGs, bundled CNN: extraction images/s vs full decode", "measured": speedup,
              "wanted": f">= {TARGET_SPEEDUP}x", "status": "met" if speedup >= TARGET_SPEEDUP else "NOT met",
-             "note": "side by side in one run"}]
+             "note": "side by side in one run"},
+            {"target": "fast path vs full decode on the demo as 2048 px JPEGs: equal quality (as bf16's bar)",
+             "measured": f"cosine min {demo['embedding_cosine_min']}, 5-NN {demo['knn_delta']:+.4f}",
+             "wanted": "cosine >= 0.99, |5-NN d| <= 0.005", "status": "met" if equal else "NOT met",
+             "note": f"5-NN: mean of {len(FOLD_SEEDS)} fold seeds, {demo['images']} images"}]
