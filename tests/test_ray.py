@@ -121,7 +121,7 @@ class Killer(threading.Thread):
     def run(self) -> None:
         deadline = time.time() + 1800  # a loaded machine can take minutes to start the cluster and the actor
         while not self.stop.is_set() and time.time() < deadline:
-            started = list(self.out.glob("cache/extract/.tmp-*/embeddings.npy"))  # the first batch is written
+            started = list(self.out.glob("store/*/index.json"))  # the first batch is in the embedding store
             busy = [pid for pid, command in processes_under(self.raylets).items()
                     if command.startswith("ray::MapWorker(MapBatches(ModelWorker)).submit")]
             if started and busy:
@@ -138,7 +138,7 @@ def test_a_worker_killed_mid_run_loses_nothing(cluster, small_set, local, tmp_pa
     killer = Killer(cluster["raylets"], out)
     killer.start()
     try:
-        result = run_extract(small_set.as_uri(), out, "extract.engine=ray")
+        result = run_extract(small_set.as_uri(), out, "extract.engine=ray", f"extract.store_segment_rows={BATCH}")
     finally:
         killer.stop.set()
         killer.join()

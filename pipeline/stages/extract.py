@@ -204,9 +204,9 @@ def run(ctx: StageContext) -> dict:
     shas = [record["sha256"] for record in manifest]
     missing = store.lookup(shas).missing
     todo = sorted({shas[i]: i for i in reversed(np.flatnonzero(missing).tolist())}.values())  # once per content
-    log.info("extract: %d images with %s, engine %s, batch %d: %d to embed, %d from the store (%s)", len(paths),
-             choice.display_name, cfg.extract.engine, cfg.extract.batch_size, len(todo), len(paths) - len(todo),
-             store.folder)
+    log.info("extract: %d images with %s, engine %s, batch %d: %d to embed, %d stored already or copies (%s)",
+             len(paths), choice.display_name, cfg.extract.engine, cfg.extract.batch_size, len(todo),
+             len(paths) - len(todo), store.folder)
     try:
         engine = main_pass(ctx, extractor, model, prep, manifest, root, todo, store)
     except ImageReadError as exc:  # ingest read every file: this one changed or went away since

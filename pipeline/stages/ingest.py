@@ -18,7 +18,8 @@ from ..engine.artifacts import StageError, hash_json
 from ..engine.stage import Stage, StageContext
 from ..imaging.embedding_store import store_root
 from ..imaging.stat_cache import StatCache
-from ..imaging.storage import Location, discover, image_entries, location, read_bytes, relative  # noqa: F401 - discover: tests
+from ..imaging.storage import discover  # noqa: F401 - tests find the folder's images through ingest
+from ..imaging.storage import Location, image_entries, location, read_bytes, relative
 
 if TYPE_CHECKING:
     from ..engine.config import Config
