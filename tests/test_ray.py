@@ -83,7 +83,14 @@ def test_ray_extraction_equals_local_and_is_cached_like_it(cluster, small_set, l
     assert summary["engine"] == "ray" and summary["workers"] == 1
     assert summary["ray"]["nodes"] == 2 and summary["ray"]["cpus"] == 2 and not summary["ray"]["started_here"]
     assert summary["images"] == 60 and summary["ray"]["rows_returned_twice"] == 0
+    assert summary["embedded"] == 60 and summary["reused"] == 0
     assert_equal_to_local(outputs(first), local)
+
+    # The Ray engine writes into the embedding store: another run on the same store embeds nothing.
+    shared = run_extract(small_set, tmp_path / "shared", "extract.engine=ray", f"store={out / 'store'}")
+    assert (shared["summaries"]["extract"]["embedded"], shared["summaries"]["extract"]["reused"]) == (0, 60)
+    for key in (*FLOAT_OUTPUTS[:2], *EXACT_OUTPUTS[:2]):
+        assert np.array_equal(outputs(shared)[key], outputs(first)[key]), key
 
     again = run_extract(small_set, out, "extract.engine=ray")
     assert {s["state"] for s in again["stages"].values()} == {"cached"}, "a second run recomputes nothing"

@@ -146,11 +146,11 @@ class EmbeddingStore:
         rows = np.concatenate([np.arange(len(k), dtype=np.int64) for k in keys])
         keys = np.concatenate(keys)
         order = np.argsort(keys, kind="stable")  # stable: among equal keys the earliest commit comes first
-        where = np.searchsorted(keys[order], query)
-        where = np.minimum(where, len(keys) - 1)
-        hit = keys[order][where] == query
-        found.segment[hit] = owner[order][where][hit]
-        found.row[hit] = rows[order][where][hit]
+        keys = keys[order]
+        where = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+        hit = keys[where] == query
+        found.segment[hit] = owner[order[where[hit]]]
+        found.row[hit] = rows[order[where[hit]]]
         return found
 
     def part(self, segment: str, name: str) -> np.ndarray:
