@@ -81,6 +81,13 @@ class EmbeddingStore:
             tmp.write_text(json.dumps(about, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             os.replace(tmp, self.folder / ABOUT)
 
+    @classmethod
+    def existing(cls, folder: Path) -> "EmbeddingStore":
+        """A namespace folder as it is, for reports and ``gc`` (nothing is created)."""
+        store = cls.__new__(cls)
+        store.folder = Path(folder)
+        return store
+
     # -- the index ------------------------------------------------------------------------------------------
     def segments(self) -> list[dict]:
         """The committed segments, in commit order ({"name", "rows"})."""
@@ -202,9 +209,7 @@ def namespaces(root: Path) -> list[dict]:
     found = []
     for folder in sorted(p for p in Path(root).iterdir() if p.is_dir() and (p / ABOUT).exists()) \
             if Path(root).is_dir() else []:
-        store = EmbeddingStore.__new__(EmbeddingStore)
-        store.folder = folder
-        segments = store.segments()
+        segments = EmbeddingStore.existing(folder).segments()
         used = folder / USED
         found.append({"name": folder.name, "rows": sum(s["rows"] for s in segments), "segments": len(segments),
                       "bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file()),
@@ -215,9 +220,7 @@ def namespaces(root: Path) -> list[dict]:
 
 def orphans(folder: Path, now: float) -> list[Path]:
     """Segment files that no index names (a killed append's), old enough not to be an append under way."""
-    store = EmbeddingStore.__new__(EmbeddingStore)
-    store.folder = folder
-    committed = {s["name"] for s in store.segments()}
+    committed = {s["name"] for s in EmbeddingStore.existing(folder).segments()}
     return [p for p in folder.iterdir() if p.is_file() and p.name.lstrip(".").startswith("seg-")
             and p.name.lstrip(".").split(".")[0] not in committed and now - p.stat().st_mtime > ORPHAN_AGE_S]
 
