@@ -11,6 +11,7 @@ pass's rate once its first batch is back (start-up left out), and the whole stag
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -34,8 +35,10 @@ def ensure_set(folder: Path) -> int:
 
 
 def extract_once(folder: Path, out: Path, engine: str) -> dict:
+    store = out / f"store-{engine}"  # an empty embedding store: every image goes through this engine's pass
+    shutil.rmtree(store, ignore_errors=True)
     command = [sys.executable, "-m", "pipeline.cli", "run", "--images", str(folder), "--out", str(out),
-               "--only", "extract", "--force", "--set", f"extract.engine={engine}"]
+               "--only", "extract", "--force", "--set", f"extract.engine={engine}", "--set", f"store={store}"]
     wall = run_command(command, REPO)["seconds"]
     record = json.loads((out / "run.json").read_text(encoding="utf-8"))
     summary = record["summaries"]["extract"]

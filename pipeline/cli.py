@@ -196,6 +196,29 @@ def backbone_command(cfg: Config) -> None:
         click.echo(f"weights: {choice.weights_path}")
 
 
+@main.command("store")
+@common_options
+@click.option("--gc", "collect", is_flag=True, help="Free the namespaces no run has used for --keep-days, and the "
+              "files of appends that were killed.")
+@click.option("--keep-days", default=30.0, show_default=True, type=click.FloatRange(0),
+              help="With --gc: how recently a run must have used a namespace for it to stay.")
+def store_command(cfg: Config, collect: bool, keep_days: float) -> None:
+    """Report the embedding store's size (each namespace: one backbone and its settings), and with --gc free
+    what no recent run uses."""
+    from .imaging import embedding_store as stores
+
+    root = stores.store_root(cfg.out, cfg.store)
+    if collect:
+        freed = stores.collect(root, keep_days)
+        click.echo(f"freed {freed['bytes'] / 2**20:.1f} MiB: {len(freed['namespaces'])} namespace(s) unused for "
+                   f"{keep_days:g} days, {freed['orphans']} file(s) of killed appends")
+    spaces = stores.namespaces(root)
+    for space in spaces:
+        click.echo(f"{space['name']}  {space['rows']:>9,} rows  {space['segments']:>5} segments  "
+                   f"{space['bytes'] / 2**20:>9.1f} MiB  last used {space['used'] or 'never'}")
+    click.echo(f"{root}: {len(spaces)} namespace(s), {sum(s['bytes'] for s in spaces) / 2**20:.1f} MiB")
+
+
 @main.command()
 def graph() -> None:
     """Print the stage graph: each stage with its inputs, parameters and outputs, from its declaration."""

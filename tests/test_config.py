@@ -106,7 +106,8 @@ def test_settings_declared_unkeyed_stay_out_of_cache_keys_and_nothing_else_does(
     backbone's name and weights file are keyed by what they resolve to (the network and its weights' sha256, in
     the extract stage's fingerprint); the hub's timeout and the comparison list change no output of theirs. How
     many threads ingest checks files with changes nothing it finds; the demo folder is a place (its listing is in
-    ingest's fingerprint), not a value."""
+    ingest's fingerprint), not a value; so is the embedding store's folder (``store``), and how many rows a store
+    segment gets changes no row."""
     from pipeline.registry import STAGES
     from pipeline.engine.runner import Runner
 
@@ -115,12 +116,15 @@ def test_settings_declared_unkeyed_stay_out_of_cache_keys_and_nothing_else_does(
     unkeyed = {f"{name}.{f.name}" for name in sections()
                for f in dataclasses.fields(getattr(Config(), name)) if not f.metadata.get("keyed", True)}
     assert unkeyed == {"extract.engine", "extract.workers", "extract.retries", "backbone.model", "backbone.weights",
-                       "backbone.hub_timeout_s", "backbone.compare", "ingest.workers", "demo.folder"}
+                       "backbone.hub_timeout_s", "backbone.compare", "ingest.workers", "demo.folder",
+                       "extract.store_segment_rows"}
     where = [f"images={tmp_path}", f"out={tmp_path}"]
     ray = load_config(None, ["extract.engine=ray", "extract.workers=3", "extract.retries=0", *where])
     assert ray.section("extract")["engine"] == "ray" and "engine" not in ray.key_section("extract")
     extract = next(stage for stage in STAGES if stage.name == "extract")
     keys = [Runner(cfg, STAGES).key_record(extract, {})["params"] for cfg in (load_config(None, where), ray)]
     assert keys[0] == keys[1]
+    shared = load_config(None, [f"store={tmp_path / 'shared'}", "extract.store_segment_rows=8", *where])
+    assert Runner(shared, STAGES).key_record(extract, {})["params"] == keys[0]
     other = load_config(None, ["extract.batch_size=8", *where])
     assert Runner(other, STAGES).key_record(extract, {})["params"] != keys[0], "a keyed setting still changes the key"

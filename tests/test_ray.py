@@ -83,7 +83,14 @@ def test_ray_extraction_equals_local_and_is_cached_like_it(cluster, small_set, l
     assert summary["engine"] == "ray" and summary["workers"] == 1
     assert summary["ray"]["nodes"] == 2 and summary["ray"]["cpus"] == 2 and not summary["ray"]["started_here"]
     assert summary["images"] == 60 and summary["ray"]["rows_returned_twice"] == 0
+    assert summary["embedded"] == 60 and summary["reused"] == 0
     assert_equal_to_local(outputs(first), local)
+
+    # The Ray engine writes into the embedding store: another run on the same store embeds nothing.
+    shared = run_extract(small_set, tmp_path / "shared", "extract.engine=ray", f"store={out / 'store'}")
+    assert (shared["summaries"]["extract"]["embedded"], shared["summaries"]["extract"]["reused"]) == (0, 60)
+    for key in (*FLOAT_OUTPUTS[:2], *EXACT_OUTPUTS[:2]):
+        assert np.array_equal(outputs(shared)[key], outputs(first)[key]), key
 
     again = run_extract(small_set, out, "extract.engine=ray")
     assert {s["state"] for s in again["stages"].values()} == {"cached"}, "a second run recomputes nothing"
@@ -121,7 +128,7 @@ class Killer(threading.Thread):
     def run(self) -> None:
         deadline = time.time() + 1800  # a loaded machine can take minutes to start the cluster and the actor
         while not self.stop.is_set() and time.time() < deadline:
-            started = list(self.out.glob("cache/extract/.tmp-*/embeddings.npy"))  # the first batch is written
+            started = list(self.out.glob("store/*/index.json"))  # the first batch is in the embedding store
             busy = [pid for pid, command in processes_under(self.raylets).items()
                     if command.startswith("ray::MapWorker(MapBatches(ModelWorker)).submit")]
             if started and busy:
@@ -138,7 +145,7 @@ def test_a_worker_killed_mid_run_loses_nothing(cluster, small_set, local, tmp_pa
     killer = Killer(cluster["raylets"], out)
     killer.start()
     try:
-        result = run_extract(small_set.as_uri(), out, "extract.engine=ray")
+        result = run_extract(small_set.as_uri(), out, "extract.engine=ray", f"extract.store_segment_rows={BATCH}")
     finally:
         killer.stop.set()
         killer.join()

@@ -32,6 +32,10 @@ class Config:
     images: str = ""  # the image folder; "" means the demo set
     out: str = "out"  # where the cache, run record, report and exports go (never the input folder)
     slides: str = "slides"  # the Slidev folder: slides.md and public/figures/ are written here
+    # The embedding store and ingest's stat cache (pipeline/imaging/embedding_store.py): "" = <out>/store, so a run
+    # stays one folder that deleting removes whole; point runs with different --out at one folder (for instance
+    # ~/.cache/embdeck/store) to share it. A place, in no cache key: the store only memoises extraction.
+    store: str = ""
     seed: int = rule(0, low=0)  # every section's seed that is not set itself
     # Where the analyses' linear algebra runs (exact k-NN, PCA, k-means): auto = CUDA or Apple's MPS when torch
     # sees one, else the CPU libraries (FAISS, scikit-learn). Extraction has its own extract.device.

@@ -36,6 +36,9 @@ class IngestConfig:
     )
     max_pixels: int = rule(100_000_000, low=1)
     workers: int = rule(0, low=0, keyed=False)  # 0: one per CPU core; how ingest runs, not what it finds
+    # A file whose path, size and mtime are those recorded last time keeps its recorded hash (as git's index does);
+    # true re-reads every file. Keyed, so that setting it makes ingest run again (its manifest is the same bytes).
+    rehash: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class ExtractConfig:
     # small copy (side, in pixels) and the interactive map's thumbnail.
     keep_pixels: int = rule(32, low=4, high=256)
     keep_thumb: int = rule(48, low=8, high=256)
+    # Rows the embedding store gets per segment (one append each): what a killed run keeps of its work.
+    store_segment_rows: int = rule(4096, low=1, keyed=False)
     seed: int | None = SEED
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 SUMMARY = "summary"
 # Settings that say where things are, not what is computed: every stage may read them. What a stage reads
 # there enters its key through its fingerprint (the image folder's listing), not through the path.
-PLACES = ("images", "out", "slides")
+PLACES = ("images", "out", "slides", "store")
 
 
 def is_series(name: str) -> bool:

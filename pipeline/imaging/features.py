@@ -189,21 +189,32 @@ class Extractor:
         return float(min(cosine_rows(a.numpy(), b.numpy()).min() for a, b in zip(ours[:2], reference[:2])))
 
     @torch.inference_mode()
-    def features(self, batch: np.ndarray, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def features(self, batch: np.ndarray, dtype: torch.dtype | None = None, rows_per_call: int = 0
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features of a batch, the network called on ``micro_batch`` rows at a time (else ``rows_per_call``,
+        else the whole batch). A short last call is padded to that many rows (copies of its last), so every row
+        goes through a call of the same shape: a row's bits then do not depend on which batch it came in, which
+        the embedding store relies on. Measured with the bundled CNN at 112 px: rows shifted within 8-row calls
+        are bit-identical; the same rows called one at a time differ by up to 1.2e-5 (2e-6 of the largest)."""
         x = self.prep.to_tensor(batch, self.device)
         if self.convolutional:
             x = x.contiguous(memory_format=torch.channels_last)
         dtype = dtype or self.dtype
-        step = self.micro_batch or len(x)
+        step = self.micro_batch or rows_per_call or len(x)
         parts = []
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
             for start in range(0, len(x), step):
                 chunk = x[start:start + step]
+                rows = len(chunk)
+                if rows < step:
+                    chunk = torch.cat([chunk, chunk[-1:].expand(step - rows, *chunk.shape[1:])])
+                    if self.convolutional:
+                        chunk = chunk.contiguous(memory_format=torch.channels_last)
                 if self.frozen is not None and dtype == torch.float32:
                     outputs = self.frozen(chunk)
                 else:
                     outputs = split_features(self.model, self.model.forward_features(chunk))
-                parts.append([t.float().cpu() for t in outputs])
+                parts.append([t[:rows].float().cpu() for t in outputs])
         return tuple(torch.cat(column) for column in zip(*parts))
 
     def stream(self, items: list, batch_size: int, workers: int, keep: Keep = Keep(), keep_spatial: bool = False,
@@ -220,7 +231,7 @@ class Extractor:
         for decoded in prefetched(rows, lambda row: self.decode(row[0], row[1], keep), batch_size, workers):
             inputs = np.stack([d["input"] for d in decoded])
             started = time.perf_counter()
-            g, m, s = self.features(inputs)
+            g, m, s = self.features(inputs, rows_per_call=batch_size)
             stats.model_seconds += time.perf_counter() - started
             rows = np.arange(start, start + len(decoded))
             kept = {name: np.stack([d[name] for d in decoded]) for name in ("pixels", "thumb") if name in decoded[0]}

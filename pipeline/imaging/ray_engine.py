@@ -189,7 +189,7 @@ class ModelWorker:
     device, fed decoded batches; the decoded copies pass through beside the features."""
 
     def __init__(self, shipped: list, prep: decoding.Preprocess, device: str, dtype: str, max_pixels: int,
-                 threads: int):
+                 threads: int, batch_size: int = 0):
         import ray
         import torch
 
@@ -201,11 +201,12 @@ class ModelWorker:
         chosen = pick_device(device)
         self.extractor = Extractor(model, prep, chosen, pick_dtype(dtype, chosen), max_pixels)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.batch_size = batch_size  # every call padded to this many rows, as the local engine's
         self.device = f"{chosen.type} {str(self.extractor.dtype).replace('torch.', '')}"
 
     def __call__(self, batch: dict) -> dict:
         started = time.perf_counter()
-        pooled, mean, _ = self.extractor.features(batch["input"])
+        pooled, mean, _ = self.extractor.features(batch["input"], rows_per_call=self.batch_size)
         seconds = time.perf_counter() - started
         n = len(batch["row"])
         out = {key: value for key, value in batch.items() if key != "input"}
@@ -247,7 +248,8 @@ def pipeline(paths: list[str], root: str, shipped: list, prep: decoding.Preproce
         return data.map_batches(
             ModelWorker, batch_size=cfg.batch_size, compute=ray.data.ActorPoolStrategy(size=stats.pool),
             fn_constructor_kwargs={"shipped": shipped, "prep": prep, "device": cfg.device, "dtype": cfg.dtype,
-                                   "max_pixels": max_pixels, "threads": stats.torch_threads},
+                                   "max_pixels": max_pixels, "threads": stats.torch_threads,
+                                   "batch_size": cfg.batch_size},
             max_restarts=cfg.retries, max_task_retries=cfg.retries, **stats.actor_resources)
 
 

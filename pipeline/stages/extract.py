@@ -27,6 +27,7 @@ from ..engine.artifacts import StageError, hash_json
 from ..engine.stage import Stage, StageContext
 from ..imaging import backbone as backbones
 from ..imaging.decoding import PATCH_FIGURE_PX, Keep
+from ..imaging.embedding_store import Appender, EmbeddingStore, store_root
 from ..imaging.manifest import read_manifest
 from ..methods.sampling import spread_indices
 
@@ -75,27 +76,55 @@ def check_dtype(extractor, paths: list[Path], cfg: "Config") -> dict:
     return {"checked": True, "images": len(sample), "min_cosine_to_fp32": round(extractor.agreement(sample), 5)}
 
 
-def write_rows(ctx: StageContext, n: int, batches) -> tuple[dict, dict, dict]:
-    """Each batch's rows written in place (any order) into the memory-mapped outputs, so they follow the
-    manifest whichever engine made them; returns the outputs and the picked rows' model inputs and crops."""
-    outputs, picked, crops = {}, {}, {}
+FEATURES = ("embeddings", "patch_mean", "pixels", "thumbs")  # the per-image rows the store holds
+
+
+def store_rows(appender, shas: list[str], batches) -> tuple[dict, dict]:
+    """Each batch's rows (any order) handed to the store under their images' sha256; returns the picked rows'
+    model inputs and crops."""
+    picked, crops = {}, {}
     for batch in batches:
-        if not outputs:  # the shapes are known from the first batch
-            outputs = {"embeddings": ctx.open_npy("embeddings", (n, batch.pooled.shape[1]), np.float32),
-                       "patch_mean": ctx.open_npy("patch_mean", (n, batch.mean.shape[1]), np.float32),
-                       "pixels": ctx.open_npy("pixels", (n, *batch.kept["pixels"].shape[1:]), np.uint8),
-                       "thumbs": ctx.open_npy("thumbs", (n, *batch.kept["thumb"].shape[1:]), np.uint8)}
-        for key, values in (("embeddings", batch.pooled), ("patch_mean", batch.mean),
-                            ("pixels", batch.kept["pixels"]), ("thumbs", batch.kept["thumb"])):
-            outputs[key][batch.rows] = values
-        picked.update(batch.kept["input"])
-        crops.update(batch.kept["crop"])
-    for array in outputs.values():
-        array.flush()
-    return outputs, picked, crops
+        appender.add([shas[int(row)] for row in batch.rows],
+                     {"embeddings": batch.pooled, "patch_mean": batch.mean, "pixels": batch.kept["pixels"],
+                      "thumbs": batch.kept["thumb"]})
+        picked.update(batch.kept.get("input", {}))
+        crops.update(batch.kept.get("crop", {}))
+    appender.flush()
+    return picked, crops
 
 
-def local_pass(ctx: StageContext, extractor, paths: list, keep) -> tuple[tuple, dict]:
+def assemble(ctx: StageContext, store, shas: list[str]) -> dict:
+    """The run's per-image outputs, row by row from the store's mapped segments (memory stays bounded)."""
+    found = store.lookup(shas)
+    outputs = {}
+    for name, (shape, dtype) in store.shapes(found, list(FEATURES)).items():
+        outputs[name] = ctx.open_npy(name, (len(shas), *shape), dtype)
+        store.gather(found, name, outputs[name])
+        outputs[name].flush()
+    return outputs
+
+
+def namespace(ctx: StageContext, extractor, prep) -> dict:
+    """Everything that changes a row's numbers (the store's namespace): the extraction's key material less the
+    image list and the per-run extras (patch-map picks and photos)."""
+    from dataclasses import asdict
+
+    from ..engine.codegraph import code_hashes
+
+    cfg = ctx.cfg
+    if cfg.extract.engine == "ray":  # the workers pick their own device: keyed on what they were asked for
+        device = {"engine": "ray", "device": cfg.extract.device, "dtype": cfg.extract.dtype}
+    else:
+        device = {"device": extractor.device.type, "dtype": str(extractor.dtype)}
+    return {"backbone": ctx.fingerprint.get("backbone") or backbones.resolve(cfg.backbone).identity(),
+            "preprocess": asdict(prep), "keep": [cfg.extract.keep_pixels, cfg.extract.keep_thumb],
+            "max_pixels": cfg.ingest.max_pixels, **device,
+            "rows_per_call": extractor.micro_batch or cfg.extract.batch_size,
+            "forward_pass": extractor.forward_pass.get("pass", "eager"),
+            "code": code_hashes("pipeline.imaging.features")}
+
+
+def local_pass(ctx: StageContext, extractor, paths: list, keep, appender, shas) -> tuple[tuple, dict]:
     """The main pass on this machine: decoding in threads one batch ahead of the model."""
     import torch
 
@@ -103,15 +132,15 @@ def local_pass(ctx: StageContext, extractor, paths: list, keep) -> tuple[tuple, 
 
     stats = PassStats()
     workers = max(1, os.cpu_count() or 1)
-    written = write_rows(ctx, len(paths), extractor.stream(paths, ctx.cfg.extract.batch_size, workers, keep,
-                                                           stats=stats))
+    written = store_rows(appender, shas, extractor.stream(paths, ctx.cfg.extract.batch_size, workers, keep,
+                                                          stats=stats))
     return written, {"engine": "local", "workers": 1, "seconds": round(stats.seconds, 3),
                      "images_per_s": round(stats.images_per_s, 2), "model_share": round(stats.model_share, 3),
                      "device": str(extractor.device), "dtype": str(extractor.dtype).replace("torch.", ""),
                      "torch_threads": torch.get_num_threads(), "forward_pass": extractor.forward_pass}
 
 
-def ray_pass(ctx: StageContext, model, prep, manifest: list[dict], root, keep) -> tuple[tuple, dict]:
+def ray_pass(ctx: StageContext, model, prep, manifest: list[dict], root, keep, appender, shas) -> tuple[tuple, dict]:
     """The main pass on a Ray cluster (``ray_engine``); the cluster is left when it ends, however it ends."""
     from ..imaging import ray_engine
 
@@ -120,7 +149,7 @@ def ray_pass(ctx: StageContext, model, prep, manifest: list[dict], root, keep) -
     try:
         batches = ray_engine.extract([r["path"] for r in manifest], str(root), model, prep, keep, ctx.cfg.extract,
                                      ctx.cfg.ingest.max_pixels, stats, cluster)
-        written = write_rows(ctx, len(manifest), batches)
+        written = store_rows(appender, shas, batches)
     finally:
         ray_engine.disconnect(cluster)
     device, _, dtype = sorted(stats.devices)[0].partition(" ")
@@ -134,6 +163,23 @@ def ray_pass(ctx: StageContext, model, prep, manifest: list[dict], root, keep) -
                      "actor_resources": stats.actor_resources, "devices": sorted(stats.devices),
                      "actor_processes": sorted(stats.served_by), "rows_returned_twice": stats.rows_twice}}
     return written, facts
+
+
+def main_pass(ctx: StageContext, extractor, model, prep, manifest: list[dict], root, todo: list[int], store) -> dict:
+    """Embed the manifest's rows ``todo`` (those the store lacks) into the store; the engine's facts."""
+    import torch
+
+    cfg = ctx.cfg
+    keep = Keep(cfg.extract.keep_pixels, cfg.extract.keep_thumb)  # the same for every row: no picks here
+    appender = Appender(store, cfg.extract.store_segment_rows)
+    shas = [manifest[i]["sha256"] for i in todo]
+    if not todo:
+        return {"engine": cfg.extract.engine, "workers": 0, "seconds": 0.0, "images_per_s": 0.0, "model_share": 0.0,
+                "device": str(extractor.device), "dtype": str(extractor.dtype).replace("torch.", ""),
+                "torch_threads": torch.get_num_threads(), "forward_pass": extractor.forward_pass}
+    if cfg.extract.engine == "ray":
+        return ray_pass(ctx, model, prep, [manifest[i] for i in todo], root, keep, appender, shas)[1]
+    return local_pass(ctx, extractor, [root / manifest[i]["path"] for i in todo], keep, appender, shas)[1]
 
 
 def run(ctx: StageContext) -> dict:
@@ -153,32 +199,35 @@ def run(ctx: StageContext) -> dict:
     extractor = Extractor(model, prep, device, dtype, cfg.ingest.max_pixels)
     paths = [root / record["path"] for record in manifest]
     dtype_check = check_dtype(extractor, paths, cfg)
-    log.info("extract: %d images with %s, engine %s, batch %d", len(paths), choice.display_name,
-             cfg.extract.engine, cfg.extract.batch_size)
-
-    set_picks = spread_indices(len(paths), cfg.extract.patch_images_from_set)
-    keep = Keep(cfg.extract.keep_pixels, cfg.extract.keep_thumb, PATCH_FIGURE_PX, frozenset(set_picks),
-                frozenset(set_picks))
+    about = namespace(ctx, extractor, prep)
+    store = EmbeddingStore(store_root(cfg.out, cfg.store), hash_json(about)[:20], about)
+    shas = [record["sha256"] for record in manifest]
+    missing = store.lookup(shas).missing
+    todo = sorted({shas[i]: i for i in reversed(np.flatnonzero(missing).tolist())}.values())  # once per content
+    log.info("extract: %d images with %s, engine %s, batch %d: %d to embed, %d stored already or copies (%s)",
+             len(paths), choice.display_name, cfg.extract.engine, cfg.extract.batch_size, len(todo),
+             len(paths) - len(todo), store.folder)
     try:
-        if cfg.extract.engine == "ray":
-            (outputs, picked, crops), engine = ray_pass(ctx, model, prep, manifest, root, keep)
-        else:
-            (outputs, picked, crops), engine = local_pass(ctx, extractor, paths, keep)
+        engine = main_pass(ctx, extractor, model, prep, manifest, root, todo, store)
     except ImageReadError as exc:  # ingest read every file: this one changed or went away since
         raise StageError(f"extract: cannot read {exc}; the image folder changed after ingest, run again") from None
+    store.touch()
+    outputs = assemble(ctx, store, shas)
     if engine["dtype"] != str(extractor.dtype).replace("torch.", ""):  # Ray workers chose their own device
         dtype_check = {"checked": False, "reason": f"the workers ran {engine['dtype']} on {engine['device']}; "
                                                    f"this machine, which checks, has {extractor.device} only"}
-    log.info("extract: %.1f images/s on %s (%s), %d worker(s), %.0f %% of the time in the model",
-             engine["images_per_s"], engine["device"], engine["dtype"], engine["workers"], 100 * engine["model_share"])
+    log.info("extract: embedded %d, reused %d; %.1f images/s on %s (%s), %d worker(s), %.0f %% of the time in "
+             "the model", len(todo), len(paths) - len(todo), engine["images_per_s"], engine["device"],
+             engine["dtype"], engine["workers"], 100 * engine["model_share"])
 
-    # Spatial tokens for the patch maps: the set's picks from their kept inputs, the extra photos decoded here.
+    # Spatial tokens for the patch maps: the set's picks and the extra photos, decoded here (a per-run extra).
+    set_picks = spread_indices(len(paths), cfg.extract.patch_images_from_set)
     photos = photo_paths(cfg)
     patch_sources = [{"kind": "set", "path": manifest[i]["path"], "index": i} for i in set_picks]
     patch_sources += [{"kind": "photo", "path": str(p), "index": -1} for p in photos]
-    items = [picked[i] for i in set_picks] + photos
-    photo_keep = Keep(crop=PATCH_FIGURE_PX, crop_rows=frozenset(range(len(set_picks), len(items))))
-    spatial, figure_crops = [], [crops[i] for i in set_picks]
+    items = [paths[i] for i in set_picks] + photos
+    photo_keep = Keep(crop=PATCH_FIGURE_PX, crop_rows=frozenset(range(len(items))))
+    spatial, figure_crops = [], []
     for batch in extractor.stream(items, cfg.extract.batch_size, max(1, os.cpu_count() or 1), photo_keep,
                                   keep_spatial=True, desc="patches"):
         spatial.append(batch.spatial)
@@ -192,6 +241,9 @@ def run(ctx: StageContext) -> dict:
     return {
         "backbone": choice.as_dict(),
         "images": len(paths),
+        "embedded": len(todo),  # run through the network now
+        "reused": len(paths) - len(todo),  # taken from the embedding store (or a copy of an image embedded now)
+        "store": {"namespace": store.folder.name, "segments": len(store.segments())},
         "embedding_dim": int(dims),
         "patch_grid": list(tokens.shape[1:3]),
         **engine,  # engine, workers, device, dtype, seconds, images_per_s, model_share, torch_threads (+ ray)

@@ -9,16 +9,22 @@ that could not be used). The label is the first-level subfolder, when there is o
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..engine.artifacts import StageError, hash_json
 from ..engine.stage import Stage, StageContext
-from ..imaging.storage import Location, discover, image_entries, location, read_bytes, relative
+from ..imaging.embedding_store import store_root
+from ..imaging.stat_cache import StatCache
+from ..imaging.storage import discover  # noqa: F401 - tests find the folder's images through ingest
+from ..imaging.storage import Location, image_entries, location, read_bytes, relative
 
 if TYPE_CHECKING:
     from ..engine.config import Config
+
+log = logging.getLogger("embdeck")
 
 
 def image_root(cfg: "Config") -> Location:
@@ -69,17 +75,33 @@ def worker_count(requested: int) -> int:
     return requested if requested > 0 else max(1, os.cpu_count() or 1)
 
 
+def recorded(entry, root: Location, stats: StatCache, max_pixels: int) -> dict | None:
+    """The manifest record of a file unchanged since the stat cache recorded it (and still small enough)."""
+    facts = stats.get(relative(entry.path, root), entry.size, entry.mtime_ns)
+    if facts is None or facts["width"] * facts["height"] > max_pixels:
+        return None
+    rel = relative(entry.path, root)
+    return {"path": rel, **facts, "label": label_of(rel)}
+
+
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
     from tqdm import tqdm
 
     root = image_root(cfg)
-    paths, passed_over = discover(root, cfg.ingest.extensions)
+    entries, passed_over = image_entries(root, cfg.ingest.extensions)
+    stats = StatCache(store_root(cfg.out, cfg.store), str(root))
+    known = [None if cfg.ingest.rehash else recorded(e, root, stats, cfg.ingest.max_pixels) for e in entries]
+    fresh = [e.path for e, record in zip(entries, known) if record is None]
     with ThreadPoolExecutor(worker_count(cfg.ingest.workers)) as pool:
-        results = list(tqdm(
-            pool.map(lambda p: inspect_file(p, root, cfg.ingest.max_pixels), paths),
-            total=len(paths), desc="ingest", unit="img", disable=None,
+        read = iter(tqdm(
+            pool.map(lambda p: inspect_file(p, root, cfg.ingest.max_pixels), fresh),
+            total=len(fresh), desc="ingest", unit="img", disable=None,
         ))
+        results = [record if record is not None else next(read) for record in known]
+    log.info("ingest: %d files read, %d unchanged since they were last read (stat cache)", len(fresh),
+             len(entries) - len(fresh))
+    stats.save([(r["path"], e.size, e.mtime_ns, r) for e, r in zip(entries, results) if "sha256" in r])
     manifest = [r for r in results if "sha256" in r]
     skipped = [r for r in results if "sha256" not in r]
     if not manifest:
