@@ -263,6 +263,17 @@ class GalleryConfig:
 
 
 @dataclass(frozen=True)
+class StabilityConfig:
+    """Each map fitted again with other seeds on a seeded sample: how far its points move, which neighbours stay."""
+
+    # Images refitted: bounded so that the refits (every map, 1 + refits times) take seconds, whatever N is.
+    sample: int = rule(2000, low=10)
+    refits: int = rule(2, low=1, high=10)  # other seeds (the map's seed + 1, + 2, ...)
+    k: int = rule(10, low=1)  # map neighbours whose survival is counted
+    seed: int | None = SEED  # which images are sampled
+
+
+@dataclass(frozen=True)
 class FidelityConfig:
     """How faithful each map is: trustworthiness and neighbours kept, with this many neighbours."""
 
