@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from helpers import record, stage_dirs, strict_json
 
+from helpers import record, stage_dirs, strict_json
 from pipeline.methods import stability
 
 
