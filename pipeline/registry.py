@@ -20,14 +20,15 @@ from .stages import (
     patches,
     pca,
     retrieval,
+    stability,
     tsne,
     umap,
 )
 
 STAGES: list[Stage] = [
     ingest.STAGE, extract.STAGE, pca.STAGE, neighbours.STAGE, tsne.STAGE, umap.STAGE, parametric.STAGE,
-    clusters.STAGE, patches.STAGE, retrieval.STAGE, classes.STAGE, findings.STAGE, export.STAGE, fidelity.STAGE,
-    gallery.STAGE, compare.STAGE,
+    clusters.STAGE, patches.STAGE, retrieval.STAGE, classes.STAGE, findings.STAGE, export.STAGE, stability.STAGE,
+    fidelity.STAGE, gallery.STAGE, compare.STAGE,
 ]
 
 

@@ -22,7 +22,8 @@ from .artifacts import hash_json
 from .config_rules import ConfigError, broken_cross_rule, broken_rule, coerce, diff_params, rule, to_plain  # noqa: F401
 from .config_sections import (BackboneConfig, ClusterConfig, CompareConfig, DemoConfig, ExportConfig, ExtractConfig,
                               FidelityConfig, FindingsConfig, GalleryConfig, IngestConfig, NeighboursConfig,
-                              ParametricConfig, PatchConfig, PcaConfig, RetrievalConfig, TsneConfig, UmapConfig)
+                              ParametricConfig, PatchConfig, PcaConfig, RetrievalConfig, StabilityConfig, TsneConfig,
+                              UmapConfig)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Config:
     findings: FindingsConfig = field(default_factory=FindingsConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
 
