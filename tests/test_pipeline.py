@@ -4,6 +4,7 @@ the quality thresholds at a small scale, the Triton repository, a Slidev build u
 workflow builds it, and what stages read. The default suite's quick deck (test_quick_deck.py) covers the rerun,
 the exported models in a fresh process and `embdeck place`."""
 
+import collections
 import json
 import re
 import shutil
@@ -268,7 +269,7 @@ def test_no_stage_after_extract_decodes_the_collection(tmp_path, small_set, monk
 
     monkeypatch.setattr(images, "read_rgb", counting_read)
     monkeypatch.setattr(exhaustive_search, "knn_ground_truth", counting_search)
-    cfg = load_config(None, [f"images={small_set}", f"out={tmp_path / 'out'}", *QUICK])
+    cfg = load_config(None, [f"images={small_set}", f"out={tmp_path / 'out'}", *QUICK, "stability.sample=40"])
     result = Runner(cfg, [tracked(s) for s in STAGES]).run()
     assert all(s["state"] == "ran" for s in result["stages"].values())
     collection = {p.resolve() for p in small_set.rglob("*.png")}
@@ -276,13 +277,24 @@ def test_no_stage_after_extract_decodes_the_collection(tmp_path, small_set, monk
     for stage, path in reads:
         if path in collection:
             by_stage.setdefault(stage, []).append(path)
-    assert sorted(by_stage["extract"]) == sorted(collection), "extract decodes every image exactly once"
+    # Every image once for the store's rows; the patch-map picks once more for their spatial tokens (a per-run
+    # extra the store does not keep), and nothing else twice.
+    decoded = collections.Counter(by_stage["extract"])
+    picks = {(small_set / p["path"]).resolve() for p in json.loads(
+        next((tmp_path / "out" / "cache" / "extract").glob("*/patch_images.json")).read_text()) if p["kind"] == "set"}
+    assert set(decoded) == collection, "extract decodes every image"
+    assert {p for p, n in decoded.items() if n > 1} == picks and max(decoded.values()) == 2, decoded.most_common(3)
     s = result["summaries"]
     bounds = {"clusters": s["clusters"]["k"] + 48, "retrieval": s["retrieval"]["queries"] * (s["retrieval"]["top_k"] + 1),
               "export": cfg.export.batch_size}
     for stage, paths in by_stage.items():
         if stage != "extract":
             assert stage in bounds and len(paths) <= bounds[stage], (stage, len(paths))
+    # The stability stage refits the maps on a bounded sample (their neighbour searches and the map neighbours
+    # it compares); no other stage searches.
+    sampled = [shape for stage, shape in searches if stage == "stability"]
+    assert sampled and all(shape[0] <= cfg.stability.sample for shape in sampled), sampled
+    searches = [(stage, shape) for stage, shape in searches if stage != "stability"]
     assert [stage for stage, _ in searches] == ["neighbours"] * 3, "one exact search per space, nowhere else"
     assert all(shape[0] == 60 for _, shape in searches), "each covers every image"
     assert s["neighbours"]["searches"] == {"embedding": 1, "pca": 1, "pixels": 1}
