@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.artifacts import write_json_atomic
+
 INDEX, LOCK, ABOUT, USED = "index.json", "index.lock", "about.json", "used"
 PAUSE_ENV = "EMBDECK_STORE_PAUSE_S"  # a test hook: seconds to sleep between a segment's rename and its commit
 ORPHAN_AGE_S = 3600  # uncommitted segment files younger than this may belong to an append under way
@@ -77,9 +79,7 @@ class EmbeddingStore:
         self.folder = Path(root) / namespace
         self.folder.mkdir(parents=True, exist_ok=True)
         if about is not None and not (self.folder / ABOUT).exists():
-            tmp = self.folder / f".{ABOUT}.tmp-{uuid.uuid4().hex}"
-            tmp.write_text(json.dumps(about, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            os.replace(tmp, self.folder / ABOUT)
+            write_json_atomic(self.folder / ABOUT, about)
 
     @classmethod
     def existing(cls, folder: Path) -> "EmbeddingStore":

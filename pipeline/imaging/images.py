@@ -69,9 +69,19 @@ def decode_rgb(data: bytes, max_pixels: int, need: int = 0, suffix: str = "") ->
     """Decode image bytes to an (H, W, 3) uint8 RGB array or raise ImageReadError with the reason.
 
     ``need``: the short side the caller needs (0: full size); ``suffix``: the file's, which names RAW files."""
+    return decode_with_header(data, parsed_header(data, suffix), max_pixels, need, suffix)
+
+
+def parsed_header(data: bytes, suffix: str = "") -> "photo_formats.Header | None":
+    """The file's header (None when only a decoder can tell), an empty file refused first."""
     if not data:
         raise ImageReadError("empty file (0 bytes)")
-    head = photo_formats.header(data, suffix)
+    return photo_formats.header(data, suffix)
+
+
+def decode_with_header(data: bytes, head: "photo_formats.Header | None", max_pixels: int, need: int = 0,
+                       suffix: str = "") -> np.ndarray:
+    """``decode_rgb`` for a caller that has parsed the header already (a RAW file's is parsed by LibRaw)."""
     if head is not None and head.width * head.height > max_pixels:
         raise ImageReadError(
             f"declared size {head.width}x{head.height} exceeds the limit of {max_pixels:,} pixels "
@@ -98,8 +108,9 @@ def decode_rgb(data: bytes, max_pixels: int, need: int = 0, suffix: str = "") ->
 def checked_size(data: bytes, max_pixels: int, suffix: str = "") -> tuple[int, int]:
     """(width, height) as shown, from the header, with the file checked by its cheapest whole decode (a JPEG at
     1/8 still reads every byte of its stream, so a truncated one is caught); raises ImageReadError."""
-    rgb = decode_rgb(data, max_pixels, need=1, suffix=suffix)
-    return header_size(data, suffix) or (rgb.shape[1], rgb.shape[0])
+    head = parsed_header(data, suffix)
+    rgb = decode_with_header(data, head, max_pixels, need=1, suffix=suffix)
+    return (head.width, head.height) if head is not None else (rgb.shape[1], rgb.shape[0])
 
 
 def read_rgb(path: "str | os.PathLike | storage.StoredPath", max_pixels: int = 100_000_000,
