@@ -145,6 +145,10 @@ def evaluate(results: dict) -> list[dict]:
         from .photos import targets as photo_targets
 
         rows += photo_targets(results["photos"])
+    if results.get("update"):
+        from .update import targets as update_targets
+
+        rows += update_targets(results["update"])
     million = results.get("million")
     if million:
         rows += million_targets(million)

@@ -34,6 +34,25 @@ def stage_json(record: dict, stage: str, key: str):
     return json.loads(stage_output(record, stage, key).read_text(encoding="utf-8"))
 
 
+MAP_NAMES = (("tsne", None, "t-SNE"), ("umap", None, "UMAP"), ("parametric", "param_umap", "parametric UMAP"),
+             ("parametric", "tsne_mlp", "t-SNE MLP"))
+
+
+def update_facts(summaries: dict) -> dict:
+    """What this run took from the last one: images embedded now or reused from the embedding store, and for
+    each map that started from the last run's (``since_last``): images kept, added and removed, and how far the
+    kept ones moved (Procrustes, share of the map's RMS radius)."""
+    extract = summaries["extract"]
+    moved = []
+    for stage, head, name in MAP_NAMES:
+        summary = summaries.get(stage) or {}
+        since = (summary.get(head) or {} if head else summary).get("since_last")
+        if since and since.get("moved_median") is not None:
+            moved.append({"map": name, **since})
+    return {"embedded": extract.get("embedded"), "reused": extract.get("reused"), "maps": moved,
+            "changes": {key: moved[0][key] for key in ("kept", "added", "removed")} if moved else None}
+
+
 def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
     """Everything a template may print; a template asking for anything else fails (StrictUndefined)."""
     summaries = record["summaries"]
@@ -60,6 +79,7 @@ def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
         },
         "extract": extract,
         "engine": engine_text(extract),
+        "update": update_facts(summaries),
         "embedding_shape": f"({extract['images']}, {extract['embedding_dim']})",
         **{name: summaries.get(name) for name in ANALYSES},
         "sweep": stage_json(record, "clusters", "sweep") if "clusters" in summaries else {},

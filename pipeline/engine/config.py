@@ -38,6 +38,10 @@ class Config:
     # ~/.cache/embdeck/store) to share it. A place, in no cache key: the store only memoises extraction.
     store: str = ""
     seed: int = rule(0, low=0)  # every section's seed that is not set itself
+    # Maps keep their place: when this output folder holds an earlier run's maps of the same settings, t-SNE,
+    # UMAP and the parametric heads start from them (old images where they were, new ones among their
+    # neighbours). false: every map starts fresh, as in a new folder.
+    keep_place: bool = True
     # Where the analyses' linear algebra runs (exact k-NN, PCA, k-means): auto = CUDA or Apple's MPS when torch
     # sees one, else the CPU libraries (FAISS, scikit-learn). Extraction has its own extract.device.
     device: str = rule("auto", choices=("auto", "cpu", "cuda", "mps"))

@@ -125,6 +125,9 @@ class TsneConfig:
     # auto: RAPIDS cuML on the GPU when it is installed (embdeck[cuml]) and `device` is CUDA, else openTSNE;
     # cuML's maps are seeded but not bit-for-bit reproducible (see pipeline/methods/gpu_maps.py)
     engine: str = rule("auto", choices=("auto", "cpu", "cuml"))
+    # From an earlier map of the same settings (keep_place): iterations of the normal phase only, no early
+    # exaggeration. The bench's update part measures the trustworthiness and the movement this gives.
+    resume_iter: int = rule(100, low=1)
     seed: int | None = SEED
 
 
@@ -139,6 +142,10 @@ class UmapConfig:
     # 70,000 images; unfinished after 590 s for the init alone at 280,000) for the same trustworthiness.
     init: str = rule("pca", choices=("pca", "spectral"))
     engine: str = rule("auto", choices=("auto", "cpu", "cuml"))  # as tsne.engine
+    # From an earlier map (keep_place): epochs of umap-learn's layout, and its starting learning rate (1.0
+    # for a fresh map), low so the old layout is refined rather than shaken apart.
+    resume_epochs: int = rule(50, low=1)
+    resume_learning_rate: float = rule(0.05, above=0)
     seed: int | None = SEED
 
 
@@ -157,6 +164,9 @@ class ParametricConfig:
     # (200 UMAP epochs: trustworthiness 0.945) but new images no better (0.89), i.e. it overfits.
     umap_epochs: int = rule(80, low=1)
     tsne_epochs: int = rule(150, low=1)
+    # Epochs each head trains on from its earlier weights when the set changed (keep_place).
+    resume_umap_epochs: int = rule(20, low=1)
+    resume_tsne_epochs: int = rule(30, low=1)
     learning_rate: float = rule(1e-3, above=0)
     batch_size: int = rule(256, low=1)  # images per step for the t-SNE MLP
     edge_batch: int = rule(4096, low=1)  # graph edges per step for the parametric UMAP

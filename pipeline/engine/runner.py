@@ -85,6 +85,28 @@ class Runner:
     def key_record(self, stage: Stage, upstream_hashes: dict[str, str]) -> dict:
         return key_record(self.cfg, stage, self.code(stage), self.fingerprint(stage), upstream_hashes)
 
+    def keyed(self, stage: Stage, upstream_hashes: dict[str, str], lock: dict) -> tuple[str, dict, Path | None]:
+        """The stage's key, its record, and the earlier entry it resumes from (None: it starts fresh).
+
+        A stage that ``resumes`` starts from its own entry the lock names when that entry is finished and was
+        made with the same params; the record then names that entry, so the key covers what the run starts
+        from. When nothing but that link differs, the earlier entry is this run's: a rerun with nothing changed
+        recomputes nothing. With ``keep_place`` off, or no earlier entry, the key is the plain one (a fresh map,
+        as in a new folder).
+        """
+        record = self.key_record(stage, upstream_hashes)
+        earlier = lock.get(stage.name) if stage.resumes and self.cfg.keep_place else None
+        meta = self.finished_meta(stage.name, earlier["key"]) if earlier else None
+        if meta is None:
+            return hash_json(record), record, None
+        made = meta["record"]
+        if hash_json({k: v for k, v in made.items() if k != "resumed_from"}) == hash_json(record):
+            return earlier["key"], made, None
+        if hash_json(made["params"]) != hash_json(record["params"]):
+            return hash_json(record), record, None
+        record = {**record, "resumed_from": {"key": earlier["key"], "output_hash": meta["output_hash"]}}
+        return hash_json(record), record, self.entry_dir(stage.name, earlier["key"])
+
     def entry_dir(self, name: str, key: str) -> Path:
         return self.cache.entry_dir(name, key)
 
@@ -116,10 +138,12 @@ class Runner:
                 own = explain_change(lock[name], self.key_record(stage, {})) if name in lock else []
                 plans[name] = Plan(stage, None, own + reasons, {})
                 continue
-            record = self.key_record(stage, {**variant_hashes, **input_hashes(stage, self.stages, metas)})
-            key = hash_json(record)
+            key, record, earlier = self.keyed(stage, {**variant_hashes, **input_hashes(stage, self.stages, metas)},
+                                              lock)
             if self.finished_meta(name, key) is None:
                 reasons = explain_change(lock.get(name), record) or ["no finished output for this key"]
+                if earlier is not None:
+                    reasons.append("starts from its earlier layout")
             plans[name] = Plan(stage, key, reasons, record)
         return [plans[name] for name in self.order]
 
@@ -172,8 +196,8 @@ class Runner:
         present = [dep for dep in stage.deps if dep in metas]
         variants = self.run_variants(stage) if stage.variants else VariantRun({}, {}, {}, {})
         results.update(variants.results)
-        record = self.key_record(stage, {**variants.hashes, **input_hashes(stage, self.stages, metas)})
-        key = hash_json(record)
+        lock = self.cache.read_lock().get("stages", {})
+        key, record, earlier = self.keyed(stage, {**variants.hashes, **input_hashes(stage, self.stages, metas)}, lock)
         meta = self.finished_meta(stage.name, key)
         if meta is not None and not rerun:
             log.info("%-8s cached (%s)", stage.name, key[:12])
@@ -181,7 +205,8 @@ class Runner:
         declared = {d: self.stages[d] for d in (*stage.deps, *(stage.variants.deps if stage.variants else ()))}
         ctx = StageContext(self.cfg, stage, Path(), {d: dirs[d] for d in present}, declared,
                            {d: summaries[d] for d in present}, self.fingerprint(stage),
-                           variants.dirs, variants.summaries, stage.derived(self.cfg) if stage.derived else {})
+                           variants.dirs, variants.summaries, stage.derived(self.cfg) if stage.derived else {},
+                           earlier)
         return key, record, self.cache.execute(stage, key, record, ctx), "ran"
 
     # -- variants -------------------------------------------------------------------------------------------

@@ -106,6 +106,10 @@ class Stage:
     optional: tuple[str, ...] = ()  # upstream stages it can do without (it checks ``ctx.has``)
     variants: Variants | None = None
     off_when: Callable[["Config"], str] | None = None  # why the stage does not apply to a config ("" when it does)
+    # Outputs of its own earlier entry it starts from (a map keeping its place when images are added): when
+    # the lock names an earlier finished entry with the same params, and ``keep_place`` is on, the
+    # runner hands it over as ``ctx.earlier`` and keys this run on that entry too (``runner.Runner.keyed``).
+    resumes: tuple[str, ...] = ()
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -144,6 +148,7 @@ class StageContext:
     variant_dirs: dict[str, dict[str, Path]] = field(default_factory=dict)  # label -> {stage: cache entry}
     variant_summaries: dict[str, dict[str, dict]] = field(default_factory=dict)
     derived: dict = field(default_factory=dict)
+    earlier: Path | None = None  # the stage's own earlier entry it resumes from (declared ``resumes``), or None
 
     def __post_init__(self):
         if not isinstance(self.cfg, DeclaredConfig):
@@ -177,6 +182,16 @@ class StageContext:
         import json
 
         return json.loads(self.path(stage, key).read_text(encoding="utf-8"))
+
+    def earlier_path(self, key: str) -> Path:
+        """An output of the earlier entry this run resumes from (only one the stage declares in ``resumes``)."""
+        if key not in self.stage.resumes or self.earlier is None:
+            raise UndeclaredRead(f"stage {self.stage.name} reads its earlier {key} but does not declare it in resumes"
+                                 if key not in self.stage.resumes else f"stage {self.stage.name} has no earlier entry")
+        return self.earlier / self.stage.outputs[key]
+
+    def earlier_npy(self, key: str) -> np.ndarray:
+        return artifacts.load_npy(self.earlier_path(key))
 
     def variant_labels(self) -> list[str]:
         return list(self.variant_dirs)

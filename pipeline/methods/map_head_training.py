@@ -68,7 +68,7 @@ def training_knn(idx: np.ndarray, similarity: np.ndarray, train: np.ndarray, n_n
 
 def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, cfg: "Config",
                 knn: tuple[np.ndarray, np.ndarray] | None = None, n_neighbors: int | None = None,
-                device: "torch.device | None" = None) -> dict:
+                device: "torch.device | None" = None, earlier: dict | None = None) -> dict:
     """Both map networks, trained on the non-held-out images; each head carries ``fit_facts``.
 
     The parametric UMAP learns the fuzzy graph of all training images, read from the run's neighbour graph
@@ -76,6 +76,9 @@ def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, c
     ``umap_edges_per_epoch`` edges an epoch; the t-SNE MLP regresses the t-SNE coordinates of at most
     ``tsne_images_per_epoch`` training images an epoch. Both caps keep the training time from growing with
     the set; the bench shows held-out fidelity at 70,000 and at a million points.
+
+    ``earlier``: each head's state dict from an earlier run. The heads then continue from those weights (their
+    projection included) for ``parametric.resume_*_epochs``, so images already on the map stay where they were.
     """
     from .knn import exact_graph
     from .map_heads import MapHead, projected, train_tsne_regressor, train_umap_encoder, umap_graph
@@ -89,25 +92,33 @@ def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, c
     k = min(n_neighbors or cfg.umap.n_neighbors, len(train) - 1)
     if knn is None:
         knn = exact_graph(embeddings, min(len(embeddings) - 1, 2 * k), "ip", True, 65_536)
-    centre, projection = scaled_projection(embeddings, PROJECTION_DIMS, train)
+    if earlier is None:
+        centre, projection = scaled_projection(embeddings, PROJECTION_DIMS, train)
+    else:
+        centre, projection = (earlier["param_umap"][key].numpy() for key in ("centre", "projection"))
     heads, on_device = {}, ({"device": device} if device is not None else {})
+    epochs = ({"param_umap": p.umap_epochs, "tsne_mlp": p.tsne_epochs} if earlier is None else
+              {"param_umap": p.resume_umap_epochs, "tsne_mlp": p.resume_tsne_epochs})
     for name in ("param_umap", "tsne_mlp"):
         head = MapHead(projection, centre, p.hidden, LAYERS[name], seed=p.seed)
+        if earlier is not None:
+            head.load_state_dict(earlier[name])
         x = projected(head, embeddings, train)
         started = time.perf_counter()
         if name == "param_umap":
             graph = umap_graph(*training_knn(*knn, train, k), k, p.seed)
-            history = train_umap_encoder(head, x, graph, cfg.umap.min_dist, p.umap_epochs, p.edge_batch,
+            history = train_umap_encoder(head, x, graph, cfg.umap.min_dist, epochs[name], p.edge_batch,
                                          p.negative_samples, p.learning_rate, p.seed, p.umap_edges_per_epoch,
                                          **on_device)
             extra = {"graph_edges": int(len(graph[0])), "edges_per_epoch": min(len(graph[0]), p.umap_edges_per_epoch)}
         else:
-            history = train_tsne_regressor(head, x, tsne[train], p.tsne_epochs, p.batch_size, p.learning_rate,
+            history = train_tsne_regressor(head, x, tsne[train], epochs[name], p.batch_size, p.learning_rate,
                                            p.seed, p.tsne_images_per_epoch, **on_device)
             extra = {"images_per_epoch": min(len(train), p.tsne_images_per_epoch)}
         head.cpu()  # projected, timed and saved on the CPU, whichever device trained it
         head.fit_facts = {"train_seconds": round(time.perf_counter() - started, 3), "final_loss": round(history[-1], 5),
-                          "train_images": int(len(train)), **extra}
+                          "train_images": int(len(train)),
+                           "epochs": epochs[name], "continued": earlier is not None, **extra}
         heads[name] = head
     return heads
 

@@ -47,15 +47,11 @@ def fft_library() -> str:
     return "numpy"
 
 
-def fit_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, seed: int, n_jobs: int,
-             knn: tuple[np.ndarray, np.ndarray] | None = None):
-    """openTSNE embedding of ``points``; returns the fitted ``TSNEEmbedding`` (it can place new points).
-
-    The affinities are openTSNE's own (the kernel its ``TSNE.fit`` uses, on 3 x perplexity neighbours),
-    built from ``knn`` (indices, Euclidean distances of each point's nearest others: the run's graph) instead
-    of Annoy's approximate search; without it, from an exact search here.
-    """
-    from openTSNE import TSNE
+def affinities(points: np.ndarray, perplexity: float, seed: int, n_jobs: int,
+               knn: tuple[np.ndarray, np.ndarray] | None = None):
+    """openTSNE's affinities (the kernel its ``TSNE.fit`` uses, on 3 x perplexity neighbours), built from
+    ``knn`` (indices, Euclidean distances of each point's nearest others: the run's graph) instead of Annoy's
+    approximate search; without it, from an exact search here."""
     from openTSNE.affinity import MultiscaleMixture
     from openTSNE.nearest_neighbors import PrecomputedNeighbors
 
@@ -66,12 +62,32 @@ def fit_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, se
         raise StageError(f"t-SNE needs {k} neighbours per point, the graph has {knn[0].shape[1]}")
     neighbours = np.ascontiguousarray(knn[0][:, :k])
     distances = np.ascontiguousarray(knn[1][:, :k], dtype=np.float64)
+    return MultiscaleMixture(perplexities=[perplexity], n_jobs=n_jobs, random_state=seed,
+                             knn_index=PrecomputedNeighbors(neighbours, distances))
+
+
+def fit_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, seed: int, n_jobs: int,
+             knn: tuple[np.ndarray, np.ndarray] | None = None):
+    """openTSNE embedding of ``points``; returns the fitted ``TSNEEmbedding`` (it can place new points)."""
+    from openTSNE import TSNE
+
+    similar = affinities(points, perplexity, seed, n_jobs, knn)
     points = np.ascontiguousarray(points, dtype=np.float64)
-    affinities = MultiscaleMixture(perplexities=[perplexity], n_jobs=n_jobs, random_state=seed,
-                                   knn_index=PrecomputedNeighbors(neighbours, distances))
     exaggeration_iter = min(250, n_iter // 4)
     tsne = TSNE(n_components=2, perplexity=perplexity, n_iter=n_iter - exaggeration_iter,
                 early_exaggeration_iter=exaggeration_iter, negative_gradient_method=method,
                 random_state=seed, n_jobs=n_jobs, initialization="pca" if spread_out(points) else "random",
                 verbose=False)
-    return tsne.fit(points, affinities=affinities)
+    return tsne.fit(points, affinities=similar)
+
+
+def resume_tsne(points: np.ndarray, perplexity: float, n_iter: int, method: str, seed: int, n_jobs: int,
+                knn: tuple[np.ndarray, np.ndarray] | None, start: np.ndarray):
+    """openTSNE from ``start`` (an earlier map, new points placed among their neighbours): ``n_iter``
+    iterations of its normal phase (exaggeration 1, momentum 0.8, learning rate N), with no early exaggeration,
+    which would first pull the old layout into tight clumps and scatter it."""
+    from openTSNE import TSNEEmbedding
+
+    embedding = TSNEEmbedding(np.ascontiguousarray(start, np.float64), affinities(points, perplexity, seed, n_jobs, knn),
+                              negative_gradient_method=method, random_state=seed, n_jobs=n_jobs, verbose=False)
+    return embedding.optimize(n_iter=n_iter, exaggeration=None, momentum=0.8, learning_rate="auto")
