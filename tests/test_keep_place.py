@@ -63,6 +63,10 @@ def maps_run(images: Path, out: Path, *settings: str) -> dict:
                        "umap": np.load(Path(stages["umap"]["dir"]) / "umap.npy"),
                        "param_umap": np.load(folder / "param_umap.npy"), "tsne_mlp": np.load(folder / "tsne_mlp.npy")}
     found["heldout"] = np.load(folder / "heldout.npy")
+    graph = Path(stages["neighbours"]["dir"])
+    found["neighbours"] = {"facts": json.loads((graph / "meta.json").read_text())["summary"]["spaces"],
+                           **{space: (np.load(graph / f"{space}_idx.npy"), np.load(graph / f"{space}_values.npy"))
+                              for space in ("embedding", "pixels")}}
     return found
 
 
@@ -141,3 +145,43 @@ def test_keep_place_off_gives_the_map_a_new_folder_gives(growing, tmp_path):
         assert fresh_here[name]["key"] == fresh_there[name]["key"]
     for name, coords in fresh_here["coords"].items():
         assert np.array_equal(coords, fresh_there["coords"][name]), name
+
+
+# -- the neighbour graph, grown --------------------------------------------------------------------------------
+@pytest.mark.parametrize("metric,unit", [("ip", True), ("l2", False)])
+def test_a_grown_graph_is_the_graph_a_full_search_makes(metric, unit):
+    from pipeline.methods import graph_update
+    from pipeline.methods.knn import exact_graph
+
+    x = np.random.default_rng(1).normal(size=(600, 16)).astype(np.float32)
+    order = np.random.default_rng(2).permutation(600)  # the grown set lists its rows in another order
+    ids = np.array([f"r{i}" for i in range(600)])
+    earlier = exact_graph(x[:540], 12, metric, unit, 128)
+    match = layout_update.carried(ids[:540], ids[order])
+    assert graph_update.can_grow(match, 12, 12, 0.2) == ""
+    idx, values = graph_update.grown_graph(x[order], *earlier, match, metric, unit, 128)
+    full_idx, full_values = exact_graph(x[order], 12, metric, unit, 128)
+    assert np.allclose(values, full_values, atol=1e-5)
+    assert (idx == full_idx).mean() > 0.999  # equal but for the order of exact ties
+
+
+def test_a_graph_is_searched_again_when_images_were_removed_or_too_many_are_new():
+    from pipeline.methods import graph_update
+
+    removed = layout_update.carried(["a", "b", "c"], ["a", "b"])
+    assert "removed" in graph_update.can_grow(removed, 5, 5, 0.2)
+    many = layout_update.carried(["a", "b", "c"], ["a", "b", "c", "d", "e"])
+    assert "more than 20%" in graph_update.can_grow(many, 5, 5, 0.2)
+    assert "neighbours a row" in graph_update.can_grow(layout_update.carried(["a"], ["a"]), 4, 5, 0.2)
+    twice = layout_update.carried(["a", "b"], ["a", "a", "b"])
+    assert "more than once" in graph_update.can_grow(twice, 5, 5, 0.5)
+
+
+def test_the_grown_run_searched_only_the_new_rows_and_its_graph_is_the_cold_run_s(growing):
+    grown, cold = growing["grown"], growing["cold"]
+    for space in ("embedding", "pixels"):
+        facts = grown["neighbours"]["facts"][space]
+        assert facts["grown"] == {"kept": 60, "added": 8} and "grown" not in cold["neighbours"]["facts"][space]
+        assert np.allclose(grown["neighbours"][space][1], cold["neighbours"][space][1], atol=1e-5)
+    assert "grown" not in grown["neighbours"]["facts"]["pca"]  # PCA is fitted again: searched whole
+    assert "removed" in growing["shrunk"]["neighbours"]["facts"]["embedding"]["not_grown"]

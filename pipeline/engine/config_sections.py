@@ -100,6 +100,9 @@ class NeighboursConfig:
     min_recall: float = rule(0.99, above=0, high=1)
     recall_queries: int = rule(1000, low=10)  # seeded queries whose recall@k against exact search is measured
     block: int = rule(8192, low=1)  # query rows searched at a time (memory stays bounded)
+    # A grown collection (keep_place) keeps the earlier graph's rows and searches only the new ones while they
+    # are at most this share of the set (an exact search of added x N pairs; beyond it, one search of all).
+    grow_up_to: float = rule(0.2, above=0, high=1)
     seed: int | None = SEED
 
 

@@ -32,7 +32,7 @@ class Carried:
 
     @property
     def removed(self) -> int:
-        return self.earlier_total - len(self.before)
+        return self.earlier_total - len(np.unique(self.before))
 
     def counts(self) -> dict:
         return {"kept": int(len(self.now)), "added": int(self.added), "removed": int(self.removed)}
