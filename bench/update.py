@@ -14,17 +14,16 @@ moved them from the base run's, which is what a user saw before maps kept their 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .deck import REPO, run_command, stages_of
-from .scale import INPUT_SIZE, ensure_full_set, quality
+from . import scale
+from .deck import REPO
+from .scale import INPUT_SIZE, ensure_full_set
 
 ADDED = 700
 SEED = 0
@@ -63,16 +62,10 @@ def add_mirrors(folder: Path, count: int, seed: int) -> list[Path]:
 
 
 def deck_run(images: Path, out: Path, slides: Path) -> dict:
-    command = [sys.executable, "-m", "pipeline.cli", "deck", "--images", str(images), "--out", str(out),
-               "--set", f"slides={slides}", "--set", f"backbone.input_size={INPUT_SIZE}"]
-    result = run_command(command, REPO)
-    stages = stages_of(out)
-    record = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    peaks = [s["peak_rss_mb"] for s in stages.values() if s.get("peak_rss_mb")]
-    return {"wall_s": result["seconds"], "peak_rss_mb": max(peaks) if peaks else None, "stages": stages,
-            "ran": [name for name, s in stages.items() if s["state"] == "ran"],
-            "extract": {k: record["summaries"]["extract"].get(k) for k in ("embedded", "reused", "seconds", "images")},
-            "quality": quality(record), "record": record}
+    found = scale.deck_run(REPO, images, out, slides)
+    summary = found["record"]["summaries"]["extract"]
+    return {**found, "ran": [name for name, s in found["stages"].items() if s["state"] == "ran"],
+            "extract": {key: summary.get(key) for key in ("embedded", "reused", "seconds", "images")}}
 
 
 def coords_of(record: dict, stage: str, name: str) -> np.ndarray:

@@ -80,5 +80,6 @@ def describe(stages: list[Stage]) -> str:
             lines.append(f"  can do without: {', '.join(stage.optional)}")
         derived = f" (and {stage.derived.__doc__.split(':')[0].strip()})" if stage.derived else ""
         lines.append(f"  params:  {', '.join(stage.params) or '-'}{derived}")
-        lines.append(f"  outputs: {', '.join(f'{key} ({name})' for key, name in stage.outputs.items())}")
+        resumes = f"; starts from its last run's {', '.join(stage.resumes)} (keep_place)" if stage.resumes else ""
+        lines.append(f"  outputs: {', '.join(f'{key} ({name})' for key, name in stage.outputs.items())}{resumes}")
     return "\n".join(lines) + "\n"
