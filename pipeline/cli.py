@@ -198,8 +198,8 @@ def backbone_command(cfg: Config) -> None:
 
 @main.command("store")
 @common_options
-@click.option("--gc", "collect", is_flag=True, help="Free the namespaces no run has used for --keep-days, and the "
-              "files of appends that were killed.")
+@click.option("--gc", "collect", is_flag=True, help="Free the namespaces no run has used for --keep-days, the rows "
+              "no output folder's run has read for as long, and the files of appends that were killed.")
 @click.option("--keep-days", default=30.0, show_default=True, type=click.FloatRange(0),
               help="With --gc: how recently a run must have used a namespace for it to stay.")
 def store_command(cfg: Config, collect: bool, keep_days: float) -> None:
@@ -211,7 +211,8 @@ def store_command(cfg: Config, collect: bool, keep_days: float) -> None:
     if collect:
         freed = stores.collect(root, keep_days)
         click.echo(f"freed {freed['bytes'] / 2**20:.1f} MiB: {len(freed['namespaces'])} namespace(s) unused for "
-                   f"{keep_days:g} days, {freed['orphans']} file(s) of killed appends")
+                   f"{keep_days:g} days, {freed['rows']:,} row(s) no run read in that time, {freed['orphans']} file(s) "
+                   "of killed appends")
     spaces = stores.namespaces(root)
     for space in spaces:
         click.echo(f"{space['name']}  {space['rows']:>9,} rows  {space['segments']:>5} segments  "

@@ -72,7 +72,7 @@ def test_an_uncommitted_segment_is_not_trusted_and_gc_frees_it(tmp_path, monkeyp
     assert store.lookup([sha(1)]).missing.all() and len(store.segments()) == 1
     store.touch()
     now = time.time()
-    assert collect(tmp_path, keep_days=30, now=now) == {"namespaces": [], "orphans": 0, "bytes": 0}  # may be under way
+    assert collect(tmp_path, keep_days=30, now=now) == {"namespaces": [], "orphans": 0, "rows": 0, "bytes": 0}  # under way?
     freed = collect(tmp_path, keep_days=30, now=now + 2 * embedding_store.ORPHAN_AGE_S)
     assert freed["orphans"] == 4 and freed["namespaces"] == []  # keys, embeddings, pixels, and the half file
     assert not store.lookup([sha(0)]).missing.any()
@@ -90,6 +90,35 @@ def test_gc_frees_a_namespace_no_run_has_used_lately(tmp_path):
     freed = collect(tmp_path, keep_days=30)
     assert freed["namespaces"] == ["old"] and freed["bytes"] > 0
     assert [s["name"] for s in namespaces(tmp_path)] == ["recent"]
+
+
+def test_gc_drops_the_rows_no_recent_run_read_and_keeps_the_others_bit_for_bit(tmp_path):
+    store = EmbeddingStore(tmp_path, "ns", {"a": 1})
+    store.append([sha(i) for i in range(6)], rows(6))  # rows 0-5: 0-2 read by one folder, 2-3 by another
+    store.append([sha(i) for i in range(6, 9)], rows(3, 6))  # rows 6-8: read by no run
+    store.touch(str(tmp_path / "out-a"), [sha(i) for i in range(3)])
+    store.touch(str(tmp_path / "out-b"), [sha(2), sha(3)])
+    before = store.lookup([sha(i) for i in range(4)])
+    kept = np.zeros((4, 3), np.float32)
+    store.gather(before, "embeddings", kept)
+    assert collect(tmp_path, keep_days=30)["rows"] == 5  # 4, 5 and 6-8
+    after = store.lookup([sha(i) for i in range(9)])
+    assert after.missing.tolist() == [False] * 4 + [True] * 5
+    again = np.zeros((4, 3), np.float32)
+    store.gather(store.lookup([sha(i) for i in range(4)]), "embeddings", again)
+    assert np.array_equal(again, kept)
+    assert [s["rows"] for s in store.segments()] == [4]  # the second segment went whole
+    os.utime(store.folder / embedding_store.USES / next(p.name for p in (store.folder / "uses").glob("*.npy")
+                                                        if np.load(p).size == 3), (time.time() - 40 * DAY,) * 2)
+    assert collect(tmp_path, keep_days=30)["rows"] == 2  # out-a's run is 40 days old: rows 0 and 1 go
+    assert store.lookup([sha(2), sha(3)]).missing.tolist() == [False, False]
+
+
+def test_gc_leaves_rows_alone_where_no_run_recorded_what_it_read(tmp_path):
+    store = EmbeddingStore(tmp_path, "ns", {"a": 1})
+    store.append([sha(0), sha(1)], rows(2))
+    store.touch()
+    assert collect(tmp_path, keep_days=30)["rows"] == 0 and not store.lookup([sha(0), sha(1)]).missing.any()
 
 
 def append_many(root: str, start: int) -> None:
@@ -189,6 +218,9 @@ def test_the_store_command_reports_each_namespace(grown):
     assert f"{len(grown['second']['paths'])} rows" in " ".join(line.split())
     assert "1 namespace(s)" in output
     assert "0 namespace(s) unused" in invoke("store", "--out", grown["out"], "--gc")
+    (uses,) = (grown["out"] / "store").glob("*/uses/*.npy")  # what the folder's last run read: every row
+    assert len(np.load(uses)) == len(set(grown["second"]["paths"])) and "0 row(s) no run read" in output + invoke(
+        "store", "--out", grown["out"], "--gc")
 
 
 def test_removing_images_embeds_nothing(grown, tmp_path):

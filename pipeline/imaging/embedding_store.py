@@ -10,12 +10,14 @@ place, and only then adds the segment to the index, under an exclusive ``fcntl.f
 index is re-read under the lock and replaced atomically, so two runs appending at once both land). A run killed
 at any point leaves either a committed segment or files that no index names (``gc`` removes them): a reader
 trusts only what the index names. Reading maps segments (``mmap``), so assembling a million rows keeps memory
-bounded: the keys (32 bytes a row) and their sort order are all that is held.
+bounded: the keys (32 bytes a row) and their sort order are all that is held. Each output folder's last
+extraction records which rows it read (``uses/<folder hash>.npy``), so ``gc`` can drop the rows no recent run read.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -29,7 +31,7 @@ import numpy as np
 
 from ..engine.artifacts import write_json_atomic
 
-INDEX, LOCK, ABOUT, USED = "index.json", "index.lock", "about.json", "used"
+INDEX, LOCK, ABOUT, USED, USES = "index.json", "index.lock", "about.json", "used", "uses"
 PAUSE_ENV = "EMBDECK_STORE_PAUSE_S"  # a test hook: seconds to sleep between a segment's rename and its commit
 ORPHAN_AGE_S = 3600  # uncommitted segment files younger than this may belong to an append under way
 
@@ -105,25 +107,26 @@ class EmbeddingStore:
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
+    def write_index(self, segments: list[dict]) -> None:
+        """Replace the index atomically, synced; only under ``locked``."""
+        tmp = self.folder / f".{INDEX}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump({"segments": segments}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.folder / INDEX)
+        fsync_dir(self.folder)
+
     def commit(self, entry: dict) -> None:
         """Add a segment to the index: re-read under the lock, replaced atomically, synced."""
         with self.locked():
-            segments = self.segments() + [entry]
-            tmp = self.folder / f".{INDEX}.tmp-{uuid.uuid4().hex}"
-            with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump({"segments": segments}, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.folder / INDEX)
-            fsync_dir(self.folder)
+            self.write_index(self.segments() + [entry])
 
     # -- writing --------------------------------------------------------------------------------------------
-    def append(self, shas: list[str], arrays: dict[str, np.ndarray]) -> str:
-        """One new segment holding ``arrays`` (each with one row per sha), committed last; its name."""
-        if any(len(a) != len(shas) for a in arrays.values()):
-            raise ValueError("every array needs one row per sha256")
+    def write_segment(self, parts: dict[str, np.ndarray]) -> str:
+        """A new segment's files (``keys`` and one per array), synced and renamed into place; its name. Nothing
+        reads it until the index names it."""
         name = f"seg-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:12]}"
-        parts = {"keys": digests(shas), **arrays}
         temporary = {}
         for part, array in parts.items():
             temporary[part] = self.folder / f".{name}.{part}.npy.tmp"
@@ -131,14 +134,30 @@ class EmbeddingStore:
         for part, tmp in temporary.items():
             os.replace(tmp, self.folder / f"{name}.{part}.npy")
         fsync_dir(self.folder)
+        return name
+
+    def append(self, shas: list[str], arrays: dict[str, np.ndarray]) -> str:
+        """One new segment holding ``arrays`` (each with one row per sha), committed last; its name."""
+        if any(len(a) != len(shas) for a in arrays.values()):
+            raise ValueError("every array needs one row per sha256")
+        name = self.write_segment({"keys": digests(shas), **arrays})
         if os.environ.get(PAUSE_ENV):
             time.sleep(float(os.environ[PAUSE_ENV]))
         self.commit({"name": name, "rows": len(shas)})
         return name
 
-    def touch(self) -> None:
-        """Mark the namespace used now (``gc`` frees namespaces no run has used for a while)."""
+    def touch(self, user: str = "", shas: list[str] | None = None) -> None:
+        """Mark the namespace used now and, for a run's output folder ``user``, which rows its run read (its
+        earlier record replaced): ``gc`` frees namespaces no run has used for a while, and rows no recent
+        run read."""
         (self.folder / USED).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n", encoding="utf-8")
+        if user and shas is not None:
+            uses = self.folder / USES
+            uses.mkdir(exist_ok=True)
+            name = hashlib.sha256(str(Path(user).resolve()).encode()).hexdigest()[:16]
+            tmp = uses / f".{name}.npy.tmp-{uuid.uuid4().hex}"
+            write_synced(tmp, np.unique(digests(shas)))
+            os.replace(tmp, uses / f"{name}.npy")
 
     # -- reading --------------------------------------------------------------------------------------------
     def lookup(self, shas: list[str]) -> Lookup:
@@ -225,10 +244,45 @@ def orphans(folder: Path, now: float) -> list[Path]:
             and p.name.lstrip(".").split(".")[0] not in committed and now - p.stat().st_mtime > ORPHAN_AGE_S]
 
 
+def compact(folder: Path, keep_days: float, now: float) -> dict:
+    """Drop the rows of a namespace that no output folder's run read in the last ``keep_days`` (the ``uses``
+    records): a segment with none of them goes, one with some is rewritten with those alone. Under the index
+    lock, so no append lands meanwhile; a run extracting from this store at the same moment may find a segment
+    gone and must be run again. A namespace without use records (made before they were kept) is left whole."""
+    uses = [p for p in (folder / USES).glob("*.npy") if now - p.stat().st_mtime <= keep_days * 86400] \
+        if (folder / USES).is_dir() else []
+    freed = {"rows": 0, "bytes": 0}
+    if not uses:
+        return freed
+    wanted = np.unique(np.concatenate([np.load(p, allow_pickle=False) for p in uses]))
+    store = EmbeddingStore.existing(folder)
+    with store.locked():
+        kept, gone = [], []
+        for segment in store.segments():
+            used = np.isin(store.part(segment["name"], "keys"), wanted)
+            if used.all():
+                kept.append(segment)
+                continue
+            files = sorted(folder.glob(f"{segment['name']}.*.npy"))
+            gone += files
+            freed["rows"] += int((~used).sum())
+            if used.any():
+                parts = {path.name.split(".")[1]: np.asarray(store.part(segment["name"], path.name.split(".")[1])[used])
+                         for path in files}
+                kept.append({"name": store.write_segment(parts), "rows": int(used.sum())})
+        if gone:
+            store.write_index(kept)
+            for path in gone:
+                freed["bytes"] += path.stat().st_size
+                path.unlink()
+    return freed
+
+
 def collect(root: Path, keep_days: float, now: float | None = None) -> dict:
-    """Free the namespaces no run has used for ``keep_days`` and the orphaned files of the others."""
+    """Free the namespaces no run has used for ``keep_days``, the rows of the others that no recent run read,
+    and their orphaned files."""
     now = time.time() if now is None else now
-    freed = {"namespaces": [], "orphans": 0, "bytes": 0}
+    freed = {"namespaces": [], "orphans": 0, "rows": 0, "bytes": 0}
     for space in namespaces(root):
         folder = Path(root) / space["name"]
         if now - space["used_s"] > keep_days * 86400:
@@ -240,4 +294,7 @@ def collect(root: Path, keep_days: float, now: float | None = None) -> dict:
             freed["bytes"] += path.stat().st_size
             freed["orphans"] += 1
             path.unlink()
+        rows = compact(folder, keep_days, now)
+        freed["rows"] += rows["rows"]
+        freed["bytes"] += rows["bytes"]
     return freed

@@ -211,7 +211,7 @@ def run(ctx: StageContext) -> dict:
         engine = main_pass(ctx, extractor, model, prep, manifest, root, todo, store)
     except ImageReadError as exc:  # ingest read every file: this one changed or went away since
         raise StageError(f"extract: cannot read {exc}; the image folder changed after ingest, run again") from None
-    store.touch()
+    store.touch(cfg.out, shas)
     outputs = assemble(ctx, store, shas)
     if engine["dtype"] != str(extractor.dtype).replace("torch.", ""):  # Ray workers chose their own device
         dtype_check = {"checked": False, "reason": f"the workers ran {engine['dtype']} on {engine['device']}; "
