@@ -38,10 +38,11 @@ MAP_NAMES = (("tsne", None, "t-SNE"), ("umap", None, "UMAP"), ("parametric", "pa
              ("parametric", "tsne_mlp", "t-SNE MLP"))
 
 
-def update_facts(summaries: dict) -> dict:
-    """What this run took from the last one: images embedded now or reused from the embedding store, and for
-    each map that started from the last run's (``since_last``): images kept, added and removed, and how far the
-    kept ones moved (Procrustes, share of the map's RMS radius)."""
+def update_facts(summaries: dict, extract_state: str = "ran") -> dict:
+    """What this run took from earlier ones: images embedded now or reused from the embedding store (none
+    embedded when the extraction was cached), and for each map that started from the previous run's
+    (``since_last``): images kept, added and removed, and how far the kept ones moved (Procrustes, share of the
+    map's RMS radius)."""
     extract = summaries["extract"]
     moved = []
     for stage, head, name in MAP_NAMES:
@@ -49,7 +50,9 @@ def update_facts(summaries: dict) -> dict:
         since = (summary.get(head) or {} if head else summary).get("since_last")
         if since and since.get("moved_median") is not None:
             moved.append({"map": name, **since})
-    return {"embedded": extract.get("embedded"), "reused": extract.get("reused"), "maps": moved,
+    cached = extract_state == "cached"
+    return {"embedded": 0 if cached else extract.get("embedded"), "reused": extract.get("reused"), "cached": cached,
+            "maps": moved,
             "changes": {key: moved[0][key] for key in ("kept", "added", "removed")} if moved else None}
 
 
@@ -79,7 +82,7 @@ def deck_context(cfg: Config, record: dict, figures: dict[str, str]) -> dict:
         },
         "extract": extract,
         "engine": engine_text(extract),
-        "update": update_facts(summaries),
+        "update": update_facts(summaries, stages.get("extract", {}).get("state", "ran")),
         "embedding_shape": f"({extract['images']}, {extract['embedding_dim']})",
         **{name: summaries.get(name) for name in ANALYSES},
         "sweep": stage_json(record, "clusters", "sweep") if "clusters" in summaries else {},

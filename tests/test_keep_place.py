@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import invoke, quick_settings, record, write_fashion_folder
+from helpers import copy_of_run, invoke, quick_settings, record, write_fashion_folder
 from pipeline.methods import layout_update
 
 MAPS = ("tsne", "umap", "parametric")
@@ -137,7 +137,7 @@ def test_removed_images_resume_the_map_without_them(growing):
 
 
 def test_keep_place_off_gives_the_map_a_new_folder_gives(growing, tmp_path):
-    fresh_here = maps_run(growing["images"], growing["out"], "keep_place=false")
+    fresh_here = maps_run(growing["images"], copy_of_run(growing["out"], tmp_path / "out"), "keep_place=false")
     fresh_there = maps_run(growing["images"], tmp_path / "cold")
     for name in MAPS:
         assert fresh_here[name]["summary"]["resumed"] is False
@@ -185,3 +185,17 @@ def test_the_grown_run_searched_only_the_new_rows_and_its_graph_is_the_cold_run_
         assert np.allclose(grown["neighbours"][space][1], cold["neighbours"][space][1], atol=1e-5)
     assert "grown" not in grown["neighbours"]["facts"]["pca"]  # PCA is fitted again: searched whole
     assert "removed" in growing["shrunk"]["neighbours"]["facts"]["embedding"]["not_grown"]
+
+
+def test_the_deck_and_the_report_say_what_the_update_embedded_and_how_far_the_maps_moved(growing, tmp_path):
+    out, slides = copy_of_run(growing["out"], tmp_path / "out"), tmp_path / "slides"
+    invoke("deck", "--images", growing["images"], "--out", out, "--set", f"slides={slides}", *quick_settings())
+    since = growing["shrunk"]["tsne"]["summary"]["since_last"]  # the last run: 8 images removed, none added
+    deck = (slides / "slides.md").read_text()
+    # the 60 images are the first run's: its extraction entry is cached, nothing ran through the network
+    assert "Embeddings from the cache: no image run through the network this time" in deck
+    assert (f"The maps started from the previous run's: 0 added, 8 removed, and the 60 kept images moved a median "
+            f"{100 * since['moved_median']:.1f} % (t-SNE)") in deck
+    report = (out / "report" / "index.html").read_text()
+    assert "These maps started from the previous run's in this folder: 0 images added, 8 removed, 60 kept;" in report
+    assert f"<td>t-SNE</td><td>{100 * since['moved_median']:.2f} %</td>" in report

@@ -93,6 +93,8 @@ def grown(ctx: StageContext, match: layout_update.Carried, space: str, x, k: int
                                            cfg.block, progress)
     facts = json.loads(ctx.earlier_path(f"{space}_facts").read_text(encoding="utf-8"))
     facts.pop("not_grown", None)
+    if not match.added:  # the earlier graph itself (renumbered if files moved): its facts stand as they were
+        return ann.Graph(idx, values, facts), ""
     if facts.get("method") != "exact":
         check = ann.Sample.searched_together(x, ((cfg.recall_queries, cfg.seed + 2),), k, metric, unit, cfg.block)[0]
         facts["recall"] = round(recall_with_ties(values[check.rows], check.truth, metric), 4)

@@ -15,6 +15,7 @@ each map's old images moved.
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 
 from ..engine.stage import Stage, StageContext
