@@ -196,7 +196,7 @@ class Runner:
         present = [dep for dep in stage.deps if dep in metas]
         variants = self.run_variants(stage) if stage.variants else VariantRun({}, {}, {}, {})
         results.update(variants.results)
-        lock = self.cache.read_lock().get("stages", {})
+        lock = self.cache.read_lock().get("stages", {}) if stage.resumes else {}  # only a resuming stage reads it
         key, record, earlier = self.keyed(stage, {**variants.hashes, **input_hashes(stage, self.stages, metas)}, lock)
         meta = self.finished_meta(stage.name, key)
         if meta is not None and not rerun:

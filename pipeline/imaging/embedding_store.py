@@ -267,8 +267,8 @@ def compact(folder: Path, keep_days: float, now: float) -> dict:
             gone += files
             freed["rows"] += int((~used).sum())
             if used.any():
-                parts = {path.name.split(".")[1]: np.asarray(store.part(segment["name"], path.name.split(".")[1])[used])
-                         for path in files}
+                names = [path.name.split(".")[1] for path in files]  # seg-<id>.<part>.npy
+                parts = {part: np.asarray(store.part(segment["name"], part)[used]) for part in names}
                 kept.append({"name": store.write_segment(parts), "rows": int(used.sum())})
         if gone:
             store.write_index(kept)

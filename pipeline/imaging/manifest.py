@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .storage import Location, location
 
 if TYPE_CHECKING:
@@ -18,3 +20,8 @@ def read_manifest(ctx: "StageContext") -> tuple[list[dict], Location]:
 
 def manifest_labels(manifest: list[dict]) -> list[str]:
     return [record["label"] for record in manifest]
+
+
+def manifest_ids(manifest: list[dict]) -> np.ndarray:
+    """Each image's content id (its sha256): what a map kept in place matches its rows by."""
+    return np.array([record["sha256"] for record in manifest])

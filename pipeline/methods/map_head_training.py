@@ -117,8 +117,8 @@ def train_heads(embeddings: np.ndarray, tsne: np.ndarray, heldout: np.ndarray, c
             extra = {"images_per_epoch": min(len(train), p.tsne_images_per_epoch)}
         head.cpu()  # projected, timed and saved on the CPU, whichever device trained it
         head.fit_facts = {"train_seconds": round(time.perf_counter() - started, 3), "final_loss": round(history[-1], 5),
-                          "train_images": int(len(train)),
-                           "epochs": epochs[name], "continued": earlier is not None, **extra}
+                          "train_images": int(len(train)), "epochs": epochs[name], "continued": earlier is not None,
+                          **extra}
         heads[name] = head
     return heads
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..engine.artifacts import StageError
 from ..engine.stage import Stage, StageContext
-from ..imaging.manifest import read_manifest
+from ..imaging.manifest import manifest_ids, read_manifest
 from ..methods import graph_update, layout_update
 from ..methods.knn import PixelRows
 
@@ -112,7 +112,7 @@ def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.neighbours
     gpu = accel.device(ctx.cfg.device)
     wanted = ctx.derived  # needs(cfg): k per space, in the key
-    ids = np.array([record["sha256"] for record in read_manifest(ctx)[0]])
+    ids = manifest_ids(read_manifest(ctx)[0])
     match = layout_update.carried(ctx.earlier_npy("row_ids"), ids) if ctx.earlier is not None else None
     report, seconds = {}, {}
     for space in SPACES:

@@ -19,7 +19,7 @@ import logging
 import numpy as np
 
 from ..engine.stage import Stage, StageContext
-from ..imaging.manifest import manifest_labels, read_manifest
+from ..imaging.manifest import manifest_ids, manifest_labels, read_manifest
 from ..methods import layout_update
 from ..methods.map_head_training import LAYERS, judge, timed_projection, train_heads
 from ..methods.sampling import holdout_split
@@ -48,7 +48,7 @@ def run(ctx: StageContext) -> dict:
     embeddings = ctx.load_npy("extract", "embeddings", mmap=True)
     tsne = ctx.load_npy("tsne", "coords")
     manifest = read_manifest(ctx)[0]
-    labels, ids = manifest_labels(manifest), np.array([record["sha256"] for record in manifest])
+    labels, ids = manifest_labels(manifest), manifest_ids(manifest)
     match = layout_update.carried(ctx.earlier_npy("row_ids"), ids) if ctx.earlier is not None else None
     heldout = holdout_split(labels, cfg.holdout, cfg.seed) if match is None else kept_split(ctx, match, labels)
     train = np.flatnonzero(~heldout)

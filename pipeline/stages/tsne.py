@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from ..engine.stage import Stage, StageContext
-from ..imaging.manifest import manifest_labels, read_manifest
+from ..imaging.manifest import manifest_ids, manifest_labels, read_manifest
 from ..methods import layout_update
 from ..methods.gpu_maps import REPRODUCIBILITY, tsne_map, use_cuml
 from ..methods.tsne_fit import fft_library, fit_tsne, gradient_method, resume_tsne, valid_perplexity  # noqa: F401
@@ -39,7 +39,7 @@ def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.tsne
     points = ctx.load_npy("pca", "coords")
     manifest = read_manifest(ctx)[0]
-    labels, ids = manifest_labels(manifest), np.array([record["sha256"] for record in manifest])
+    labels, ids = manifest_labels(manifest), manifest_ids(manifest)
     perplexity, note = valid_perplexity(cfg.perplexity, len(points))
     method = gradient_method(cfg.method, len(points), cfg.fft_from)
     started = time.perf_counter()

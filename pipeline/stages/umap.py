@@ -15,10 +15,8 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
-
 from ..engine.stage import Stage, StageContext
-from ..imaging.manifest import manifest_labels, read_manifest
+from ..imaging.manifest import manifest_ids, manifest_labels, read_manifest
 from ..methods import layout_update
 from ..methods.gpu_maps import REPRODUCIBILITY, use_cuml
 from ..methods.umap_fit import fit_umap, valid_neighbours
@@ -34,7 +32,7 @@ def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.umap
     embeddings = ctx.load_npy("extract", "embeddings", mmap=True)
     manifest = read_manifest(ctx)[0]
-    labels, ids = manifest_labels(manifest), np.array([record["sha256"] for record in manifest])
+    labels, ids = manifest_labels(manifest), manifest_ids(manifest)
     n_neighbors, note = valid_neighbours(cfg.n_neighbors, len(embeddings))
     started = time.perf_counter()
     knn = ctx.load_npy("neighbours", "embedding_idx"), ctx.load_npy("neighbours", "embedding_values")
