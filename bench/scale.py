@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.engine.stored_rows import load_array
+
 from .deck import REPO, reference_code, run_command, stages_of
 
 INPUT_SIZE = 112
@@ -72,10 +74,11 @@ def quality(record: dict) -> dict:
     seeded sample of 5,000, in the embedding space), and the k-NN accuracy and ARI the run reports."""
     from pipeline.methods.quality import trustworthiness
 
-    embeddings = output_file(record, "extract", "embeddings.npy")
+    embeddings = (output_file(record, "extract", "embeddings.rows.json")  # rows of the store, named
+                  or output_file(record, "extract", "embeddings.npy"))  # the reference code's copy
     found = {"knn_accuracy": record["summaries"].get("retrieval", {}).get("knn_accuracy"),
              "ari": record["summaries"].get("clusters", {}).get("ari")}
-    high = np.load(embeddings, mmap_mode="r") if embeddings else None
+    high = load_array(embeddings, mmap=True) if embeddings else None
     for stage, name in (("tsne", "tsne.npy"), ("umap", "umap.npy")):
         coords = output_file(record, stage, name)
         if high is not None and coords is not None:

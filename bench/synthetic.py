@@ -9,7 +9,8 @@ coincide, as for a CNN, the copies coincide too and the clusters stage runs one 
 Each point has its own synthetic sha256, so the set reads as N distinct files whose copies are near-duplicates,
 not byte-identical ones. The stand-ins keep the real stages' names and declared outputs, so the real runner
 keys, hashes and measures every stage after them as in a normal run. Every per-point array is written in
-chunks into memory-mapped ``.npy`` files: nothing of N rows is held in memory here.
+chunks into the run's embedding store, and the extract entry refers to its rows as the real one does: nothing
+of N rows is held in memory here.
 """
 
 from __future__ import annotations
@@ -23,14 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.engine.artifacts import hash_json, load_npy
+from pipeline.engine import stored_rows
+from pipeline.engine.artifacts import hash_json
+from pipeline.engine.embedding_store import Appender, EmbeddingStore, store_root
+from pipeline.engine.stored_rows import load_array
 from pipeline.engine.stage import Stage, StageContext
 from pipeline.methods.knn import flat_search
 from pipeline.methods.sampling import sample_indices
 from pipeline.registry import declared
 
-CHUNK = 16_384  # points written at a time: about 80 MB of 1280-d float32 per array
-SEGMENT = 8 * CHUNK  # points per mapping of the output files (about 2.7 GB of all four at 1280-d, 48-px thumbs)
+CHUNK = 16_384  # points made at a time: about 80 MB of 1280-d float32 per array
+SEGMENT = 2 * CHUNK  # points per store segment (about 650 MB of all four at 1280-d, 48-px thumbs, held until written)
+FEATURES = ("embeddings", "patch_mean", "pixels", "thumbs")  # the per-point arrays (rows of the store)
 NN_SAMPLE = 2000  # seeded real points whose nearest real neighbour gives the median distance
 LINKED = ("patch_tokens", "patch_pixels", "patch_images")  # not per point: the source's files, hard-linked
 LABEL = "a scaling test, not a data set"
@@ -105,37 +110,37 @@ def synthetic_manifest(manifest: list[dict], rows: np.ndarray) -> list[dict]:
             for i, j in enumerate(tqdm(rows.tolist(), desc="synthetic manifest", unit="pt", disable=None))]
 
 
-def write_points(ctx: StageContext, source: Source, rows: np.ndarray, scales: dict, seed: int) -> float:
-    """Every per-point array, chunk by chunk; returns the mean cosine between a copy's embedding and its source's.
-
-    The output files are mapped one segment at a time, so the pages written stay bounded in this process's
-    resident set (a mapping of the whole 20 GB of a million points would count all of it)."""
+def write_points(ctx: StageContext, source: Source, rows: np.ndarray, scales: dict, seed: int, shas: list[str],
+                 about: dict) -> float:
+    """Every per-point array, chunk by chunk, into a namespace of the run's embedding store of the synthetic set's
+    own (``about``), then referred to as the real extract does (``stored_rows``); returns the mean cosine between
+    a copy's embedding and its source's. The store's segments are written once, ``SEGMENT`` points at a time, so
+    what is held stays bounded; a rerun finds them there and writes none."""
     from tqdm import tqdm
 
-    real = {key: load_npy(source.extract_dir / declared("extract").outputs[key], mmap=True)
-            for key in ("embeddings", "patch_mean", "pixels", "thumbs")}
+    real = {key: load_array(source.extract_dir / declared("extract").outputs[key], mmap=True) for key in FEATURES}
     in_memory = {key: np.asarray(real[key]) for key in ("embeddings", "patch_mean")}  # gathered at random rows
-    for key, array in real.items():  # the files, header and size, before any row is written
-        ctx.open_npy(key, (len(rows), *array.shape[1:]), array.dtype).flush()
+    store = EmbeddingStore(store_root(ctx.cfg.out, ctx.cfg.store), f"synthetic-{hash_json(about)[:12]}", about)
+    stored = not store.lookup(shas).missing.any()
+    appender = Appender(store, SEGMENT)
     rng = np.random.default_rng(seed + 1)
     cosines = 0.0
     with tqdm(total=len(rows), desc="synthetic points", unit="pt", disable=None) as bar:
-        for segment in range(0, len(rows), SEGMENT):
-            out = {key: np.load(ctx.output(key), mmap_mode="r+") for key in real}
-            for start in range(segment, min(len(rows), segment + SEGMENT), CHUNK):
-                block, picked = slice(start, min(len(rows), start + CHUNK)), rows[start:start + CHUNK]
-                draw = rng.standard_normal((len(picked), in_memory["embeddings"].shape[1]), dtype=np.float32)
-                for key in ("embeddings", "patch_mean"):
-                    original = in_memory[key][picked]
-                    out[key][block] = original + np.float32(scales[key]["sigma_per_dim"]) * draw
-                    if key == "embeddings":
-                        cosines += mean_cosine(out[key][block], original)
-                for key in ("pixels", "thumbs"):
-                    out[key][block] = real[key][picked]  # the page cache serves the repeated source rows
-                bar.update(len(picked))
-            for array in out.values():
-                array.flush()
-            del out
+        for start in range(0, len(rows), CHUNK):
+            picked = rows[start:start + CHUNK]
+            draw = rng.standard_normal((len(picked), in_memory["embeddings"].shape[1]), dtype=np.float32)
+            block = {key: in_memory[key][picked] + np.float32(scales[key]["sigma_per_dim"]) * draw
+                     for key in ("embeddings", "patch_mean")}
+            cosines += mean_cosine(block["embeddings"], in_memory["embeddings"][picked])
+            if not stored:
+                block.update({key: np.asarray(real[key][picked]) for key in ("pixels", "thumbs")})
+                appender.add(shas[start:start + CHUNK], block)
+            bar.update(len(picked))
+    appender.flush()
+    stored_rows.write_keys(ctx.output("rows"), shas)
+    for key, array in real.items():
+        stored_rows.write_reference(ctx.output(key), store, key, declared("extract").outputs["rows"], len(rows),
+                                    array.shape[1:], array.dtype)
     return cosines / len(rows)
 
 
@@ -158,13 +163,14 @@ def stand_ins(source: Source, points: int, seed: int, noise_fraction: float) -> 
                 "synthetic": {"label": LABEL, "source_run": str(source.run), "source_images": len(manifest)}}
 
     def extract(ctx: StageContext) -> dict:
-        embeddings = load_npy(source.extract_dir / declared("extract").outputs["embeddings"], mmap=True)
-        patch_mean = load_npy(source.extract_dir / declared("extract").outputs["patch_mean"], mmap=True)
+        embeddings = load_array(source.extract_dir / declared("extract").outputs["embeddings"], mmap=True)
+        patch_mean = load_array(source.extract_dir / declared("extract").outputs["patch_mean"], mmap=True)
         scales = {"embeddings": noise_scale(np.asarray(embeddings), noise_fraction, seed)}
         same = bool(np.array_equal(embeddings, patch_mean))
         scales["patch_mean"] = scales["embeddings"] if same else noise_scale(np.asarray(patch_mean), noise_fraction, seed)
         rows = source_rows(points, len(embeddings), seed)
-        cosine = write_points(ctx, source, rows, scales, seed)
+        shas = [record["sha256"] for record in ctx.load_json("ingest", "manifest")]
+        cosine = write_points(ctx, source, rows, scales, seed, shas, fingerprint(ctx.cfg))
         for key in LINKED:
             link_or_copy(source.extract_dir / declared("extract").outputs[key], ctx.output(key))
         facts = {"label": LABEL, "points": points, "source_images": int(len(embeddings)), "seed": seed,

@@ -205,7 +205,7 @@ def backbone_command(cfg: Config) -> None:
 def store_command(cfg: Config, collect: bool, keep_days: float) -> None:
     """Report the embedding store's size (each namespace: one backbone and its settings), and with --gc free
     what no recent run uses."""
-    from .imaging import embedding_store as stores
+    from .engine import embedding_store as stores
 
     root = stores.store_root(cfg.out, cfg.store)
     if collect:

@@ -100,10 +100,10 @@ def run_models(out: Path, model_file: str, record: dict, images: list[np.ndarray
 
 def collection_neighbours(record: dict, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cosine similarities) of each new image's ``k`` nearest images in the collection."""
-    from .engine.artifacts import load_npy
+    from .engine.stored_rows import load_array
     from .methods.knn import flat_search, normalise
 
-    collection = load_npy(stage_output(record, "extract", "embeddings"), mmap=True)
+    collection = load_array(stage_output(record, "extract", "embeddings"), mmap=True)
     k = min(k, len(collection))
     similarity, rows = flat_search(normalise(np.asarray(collection)), normalise(embeddings), k, metric="ip")
     return rows.astype(np.int64), similarity.astype(np.float32)

@@ -10,13 +10,14 @@ import time
 import numpy as np
 import pytest
 
+from pipeline.engine.stored_rows import load_array
 from helpers import cli, record
 
 
 def embeddings(out):
-    found = [p for p in out.glob("cache/extract/*/embeddings.npy") if ".tmp-" not in str(p)]
+    found = [p for p in out.glob("cache/extract/*/embeddings.rows.json") if ".tmp-" not in str(p)]
     assert len(found) == 1
-    return np.load(found[0])
+    return load_array(found[0])
 
 
 @pytest.mark.full

@@ -21,7 +21,8 @@ def test_bf16_is_measured_against_fp32_and_cnns_run_channels_last(small_set):
     paths = sorted(small_set.rglob("*.png"))
     prep = preprocess_for(model, cfg)
     bf16 = Extractor(model, prep, torch.device("cpu"), torch.bfloat16, cfg.ingest.max_pixels)
-    check = check_dtype(bf16, paths, load_config(None, ["extract.dtype_check_images=8"]))
+    manifest = [{"path": str(p.relative_to(small_set))} for p in paths]
+    check = check_dtype(bf16, manifest, small_set, load_config(None, ["extract.dtype_check_images=8"]))
     assert check["images"] == 8 and 0.97 <= check["min_cosine_to_fp32"] <= 1.0 + 1e-6
     # The CNN runs channels-last in micro-batches; the features must not depend on how a batch is cut.
     fp32 = Extractor(model, prep, torch.device("cpu"), torch.float32, cfg.ingest.max_pixels)

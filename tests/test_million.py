@@ -7,6 +7,10 @@ import json
 
 import numpy as np
 
+from pipeline.engine import stored_rows
+from pipeline.engine.stored_rows import load_array
+from pipeline.engine.embedding_store import EmbeddingStore
+
 
 def fake_source(root, images: int = 40, dims: int = 16):
     """A finished run's record and its ingest and extract entries, as the scale part leaves them."""
@@ -21,8 +25,16 @@ def fake_source(root, images: int = 40, dims: int = 16):
               "pixels": rng.integers(0, 255, (images, 4, 4, 3), dtype=np.uint8),
               "thumbs": rng.integers(0, 255, (images, 8, 8, 3), dtype=np.uint8),
               "patch_tokens": np.zeros((1, 2, 2, dims), np.float32), "patch_pixels": np.zeros((1, 8, 8, 3), np.uint8)}
+    store = EmbeddingStore(root / "store", "ns", {"fake": 1})  # the per-image rows live in a store, as extract's
+    per_image = ("embeddings", "patch_mean", "pixels", "thumbs")
+    store.append([m["sha256"] for m in manifest], {key: arrays[key] for key in per_image})
+    stored_rows.write_keys(extract / "rows.npy", [m["sha256"] for m in manifest])
     for key, array in arrays.items():
-        np.save(extract / f"{key}.npy", array)
+        if key in per_image:
+            stored_rows.write_reference(extract / f"{key}.rows.json", store, key, "rows.npy", images, array.shape[1:],
+                                        array.dtype)
+        else:
+            np.save(extract / f"{key}.npy", array)
     (extract / "patch_images.json").write_text(json.dumps([{"kind": "set", "path": manifest[0]["path"], "index": 0}]))
     (extract / "meta.json").write_text(json.dumps({"output_hash": "abc"}))
     summaries = {"ingest": {"folder": str(root / "images"), "images": images, "labels": ["c0", "c1"]},
@@ -39,7 +51,7 @@ def test_stand_ins_copy_real_rows_with_small_noise_and_cache(tmp_path, monkeypat
     from pipeline.engine.runner import Runner
 
     monkeypatch.setattr(synthetic, "CHUNK", 32)
-    monkeypatch.setattr(synthetic, "SEGMENT", 96)  # several mappings of the outputs, the last one partial
+    monkeypatch.setattr(synthetic, "SEGMENT", 96)  # several store segments, the last one partial
     manifest, arrays = fake_source(tmp_path / "source")
     source = read_source(tmp_path / "source")
     stages = stand_ins(source, 300, seed=0, noise_fraction=0.5)
@@ -52,10 +64,10 @@ def test_stand_ins_copy_real_rows_with_small_noise_and_cache(tmp_path, monkeypat
     assert [r["path"] for r in records] == [manifest[j]["path"] for j in rows]  # the real files, labels kept
     assert [r["label"] for r in records] == [manifest[j]["label"] for j in rows]
     assert len({r["sha256"] for r in records}) == 300  # distinct files, not byte-identical copies
-    folder = next(entry["extract"].glob("*/embeddings.npy")).parent
-    embeddings, mean = np.load(folder / "embeddings.npy"), np.load(folder / "patch_mean.npy")
+    folder = next(entry["extract"].glob("*/embeddings.rows.json")).parent
+    embeddings, mean = load_array(folder / "embeddings.rows.json"), load_array(folder / "patch_mean.rows.json")
     assert embeddings.shape == (300, 16) and np.array_equal(embeddings, mean)  # equal in the source: equal here
-    np.testing.assert_array_equal(np.load(folder / "thumbs.npy"), arrays["thumbs"][rows])
+    np.testing.assert_array_equal(load_array(folder / "thumbs.rows.json"), arrays["thumbs"][rows])
     noise = np.linalg.norm(embeddings - arrays["embeddings"][rows], axis=1)
     facts = result["summaries"]["extract"]["synthetic"]
     assert abs(noise.mean() / facts["noise"]["embeddings"]["expected_noise_length"] - 1) < 0.2

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.engine.stored_rows import load_array
 from helpers import HOSTILE, QUICK, ROOT, build_deck, invoke, map_payload, quick_settings, record, stage_dirs
 
 
@@ -25,7 +26,7 @@ def test_deck_numbers_come_from_the_run(run_dirs):
     out, slides, _ = run_dirs
     rec = record(out)
     deck = (slides / "slides.md").read_text()
-    embeddings = np.load(next(out.glob("cache/extract/*/embeddings.npy")))
+    embeddings = load_array(next(out.glob("cache/extract/*/embeddings.rows.json")))
     assert embeddings.shape == (300, 1280) == (rec["summaries"]["ingest"]["images"], rec["summaries"]["extract"]["embedding_dim"])
     assert "**300 images**" in deck and "(300, 1280)" in deck
     assert "EfficientNet-Lite0" in deck and "did not use DINO" in deck

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.engine.stored_rows import load_array
 from helpers import ROOT, invoke, map_payload, record, stage_dirs, strict_json
 
 # With pytest-xdist (--dist loadgroup), the tests of one shared run stay on one worker.
@@ -27,7 +28,7 @@ def test_deck_and_report_hold_the_run_s_numbers_and_every_figure(quick_run):
     rec = record(out)
     images = rec["summaries"]["ingest"]["images"]
     assert images == 40 and rec["summaries"]["ingest"]["folder"] == str(quick_run["data"] / "fashion-mnist")
-    embeddings = np.load(stage_dirs(out)["extract"] / "embeddings.npy")
+    embeddings = load_array(stage_dirs(out)["extract"] / "embeddings.rows.json")
     assert embeddings.shape == (40, rec["summaries"]["extract"]["embedding_dim"]) == (40, 1280)
     assert not rec["not_run"], rec["not_run"]
     assert {s["state"] for s in rec["stages"].values()} == {"ran"}
@@ -120,7 +121,7 @@ with torch.inference_mode():
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    want = np.load(dirs["extract"] / "embeddings.npy")[picks]
+    want = load_array(dirs["extract"] / "embeddings.rows.json")[picks]
     tolerance = rec["config"]["export"]["tolerance"]
     for kind in ("pt", "pt2"):
         got = np.load(tmp_path / f"{kind}.npy")

@@ -21,17 +21,30 @@ def test_deck_escaping_neutralises_html_vue_and_markdown():
 
 
 def test_cached_arrays_are_read_without_pickle(tmp_path):
+    from pipeline.engine import stored_rows
     from pipeline.engine.config import Config
+    from pipeline.engine.embedding_store import EmbeddingStore
     from pipeline.engine.stage import StageContext
-    from pipeline.stages import extract, pca
+    from pipeline.stages import extract, patches, pca
 
     folder = tmp_path / "extract"
     folder.mkdir()
-    np.save(folder / "embeddings.npy", np.array([Boom()], dtype=object), allow_pickle=True)
+    store = EmbeddingStore(tmp_path / "store", "ns", {"a": 1})
+    segment = store.append([f"{0:064x}"], {"embeddings": np.zeros((1, 2), np.float32)})
+    stored_rows.write_keys(folder / "rows.npy", [f"{0:064x}"])
+    stored_rows.write_reference(folder / "embeddings.rows.json", store, "embeddings", "rows.npy", 1, (2,), np.float32)
     ctx = StageContext(Config(), pca.STAGE, tmp_path, {"extract": folder}, {"extract": extract.STAGE}, {})
-    for mmap in (False, True):  # an object array is refused, never unpickled (Boom would exit the tests)
+    crafted = np.array([Boom()], dtype=object)
+    for path in (store.folder / f"{segment}.embeddings.npy", folder / "rows.npy"):  # a stored row, the row list
+        np.save(path, crafted, allow_pickle=True)
+        for mmap in (False, True):  # an object array is refused, never unpickled (Boom would exit the tests)
+            with pytest.raises(ValueError, match="allow_pickle=False|Python objects"):
+                np.asarray(ctx.load_npy("extract", "embeddings", mmap=mmap))  # mapped: refused when rows are read
+    np.save(folder / "patch_tokens.npy", crafted, allow_pickle=True)  # a plain array output
+    ctx = StageContext(Config(), patches.STAGE, tmp_path, {"extract": folder}, {"extract": extract.STAGE}, {})
+    for mmap in (False, True):
         with pytest.raises(ValueError, match="allow_pickle=False|Python objects"):
-            ctx.load_npy("extract", "embeddings", mmap=mmap)
+            ctx.load_npy("extract", "patch_tokens", mmap=mmap)
 
 
 def test_map_heads_are_read_with_weights_only(tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.imaging import images, storage
+from pipeline.engine.stored_rows import load_array
 from pipeline.engine.config import load_config
 from pipeline.registry import STAGES
 from pipeline.engine.runner import Runner
@@ -54,7 +55,7 @@ def test_a_uri_folder_gives_the_same_manifest_and_features(tmp_path, small_set):
         result = Runner(cfg, STAGES).run(only="extract")
         ingest, extract = (result["stages"][stage]["dir"] for stage in ("ingest", "extract"))
         manifest = json.loads((Path(ingest) / "manifest.json").read_text())
-        results[name] = (listing["listing"], manifest, np.load(f"{extract}/embeddings.npy"), np.load(f"{extract}/pixels.npy"))
+        results[name] = (listing["listing"], manifest, load_array(Path(extract) / "embeddings.rows.json"), load_array(Path(extract) / "pixels.rows.json"))
     assert results["uri"][0] == results["path"][0], "same listing fingerprint"
     assert results["uri"][1] == results["path"][1], "same manifest (paths, hashes, labels)"
     for array in (2, 3):  # embeddings, kept pixels

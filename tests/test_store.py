@@ -1,4 +1,4 @@
-"""The embedding store (pipeline/imaging/embedding_store.py) alone, then through the extract stage on real
+"""The embedding store (pipeline/engine/embedding_store.py) alone, then through the extract stage on real
 Fashion-MNIST images: a collection that grows is embedded only where it is new, and what the store hands back
 is what a cold run computes, whatever kills or races a run; and ingest's stat cache (pipeline/imaging/stat_cache.py)."""
 
@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from helpers import invoke, quick_settings, record, write_fashion_folder
-from pipeline.imaging import embedding_store
-from pipeline.imaging.embedding_store import Appender, EmbeddingStore, collect, namespaces
+from pipeline.engine import embedding_store
+from pipeline.engine.stored_rows import load_array
+from pipeline.engine.embedding_store import Appender, EmbeddingStore, collect, namespaces
 
 FEATURES = ("embeddings", "patch_mean", "pixels", "thumbs")
 DAY = 86400
@@ -169,7 +170,7 @@ def extract(images: Path, out: Path, *settings: str) -> dict:
     invoke("run", "--images", images, "--out", out, "--only", "extract", *quick_settings(),
            *[arg for s in settings for arg in ("--set", s)])
     stage = record(out)["stages"]["extract"]
-    arrays = {key: np.load(Path(stage["dir"]) / f"{key}.npy") for key in FEATURES}
+    arrays = {key: load_array(Path(stage["dir"]) / f"{key}.rows.json") for key in FEATURES}
     return {"summary": json.loads((Path(stage["dir"]) / "meta.json").read_text())["summary"], **arrays}
 
 
@@ -288,7 +289,7 @@ def start(images: Path, out: Path, store: Path, **env) -> subprocess.Popen:
 
 def arrays(out: Path) -> dict:
     folder = Path(record(out)["stages"]["extract"]["dir"])
-    return {key: np.load(folder / f"{key}.npy") for key in FEATURES}
+    return {key: load_array(folder / f"{key}.rows.json") for key in FEATURES}
 
 
 @pytest.mark.full

@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from . import codegraph, memory
+from . import codegraph, memory, stored_rows
 from .artifacts import StageError, file_sha256, hash_json, json_text, write_json, write_json_atomic
 from .record import versions
 from .stage import Stage, StageContext, written
@@ -48,6 +48,11 @@ class Cache:
         if meta.get("key") != key:
             return None
         if not all(written(entry, out) for out in stage.required_outputs):
+            return None
+        broken = [why for out in stage.required_outputs if stored_rows.is_reference(out)
+                  and (why := stored_rows.unresolved(entry / out))]
+        if broken:  # it names rows of the embedding store that gc has freed since
+            log.info("%-8s its cached entry %s is not used: %s", stage.name, key[:12], broken[0])
             return None
         return meta
 

@@ -33,7 +33,7 @@ class Config:
     images: str = ""  # the image folder; "" means the demo set
     out: str = "out"  # where the cache, run record, report and exports go (never the input folder)
     slides: str = "slides"  # the Slidev folder: slides.md and public/figures/ are written here
-    # The embedding store and ingest's stat cache (pipeline/imaging/embedding_store.py): "" = <out>/store, so a run
+    # The embedding store and ingest's stat cache (pipeline/engine/embedding_store.py): "" = <out>/store, so a run
     # stays one folder that deleting removes whole; point runs with different --out at one folder (for instance
     # ~/.cache/embdeck/store) to share it. A place, in no cache key: the store only memoises extraction.
     store: str = ""

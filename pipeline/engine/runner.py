@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import codegraph
+from . import codegraph, stored_rows
 from .artifacts import StageError, hash_json
 from .cache import Cache
 from .keys import check_declaration, code_hash, explain_change, input_hashes, key_record
@@ -201,6 +201,7 @@ class Runner:
         meta = self.finished_meta(stage.name, key)
         if meta is not None and not rerun:
             log.info("%-8s cached (%s)", stage.name, key[:12])
+            stored_rows.renew_uses(self.entry_dir(stage.name, key), stage.required_outputs, self.cfg.out)
             return key, record, meta, "cached"
         declared = {d: self.stages[d] for d in (*stage.deps, *(stage.variants.deps if stage.variants else ()))}
         ctx = StageContext(self.cfg, stage, Path(), {d: dirs[d] for d in present}, declared,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from . import artifacts
+from . import artifacts, stored_rows
 
 if TYPE_CHECKING:
     from .config import Config
@@ -176,7 +176,7 @@ class StageContext:
         return self.summaries[stage]
 
     def load_npy(self, stage: str, key: str, mmap: bool = False) -> np.ndarray:
-        return artifacts.load_npy(self.path(stage, key), mmap=mmap)
+        return stored_rows.load_array(self.path(stage, key), mmap=mmap)
 
     def load_json(self, stage: str, key: str):
         import json
@@ -206,7 +206,7 @@ class StageContext:
 
     def load_variant_npy(self, label: str, stage: str, key: str, mmap: bool = False) -> np.ndarray:
         self._check_variant(stage, key)
-        return artifacts.load_npy(self.variant_dirs[label][stage] / self.declared[stage].outputs[key], mmap=mmap)
+        return stored_rows.load_array(self.variant_dirs[label][stage] / self.declared[stage].outputs[key], mmap=mmap)
 
     def variant_json(self, label: str, stage: str, key: str):
         import json

@@ -9,7 +9,9 @@ collection again. Outputs:
 ``thumbs`` (N, t, t, 3) uint8 letterboxed thumbnails (the interactive map);
 ``patch_tokens`` (M, h, w, D) spatial tokens of the few images the patch maps show, listed in
 ``patch_images``, and ``patch_pixels`` (M, 160, 160, 3) their centre crops for the figure.
-Per-image arrays are written row by row into memory-mapped files, so memory stays bounded.
+The four per-image arrays live in the embedding store (one row per image's sha256; only images it lacks are
+run through the network); the entry holds ``rows`` (the run's sha256 list) and a reference per array
+(``<name>.rows.json``, ``engine/stored_rows.py``), which later stages read like a memory-mapped array.
 Preprocessing follows timm's pretrained data config; ``preprocess = "thumbnail"`` is the seed deck's path
 (shrink to a thumbnail, upsample on the device).
 """
@@ -27,7 +29,7 @@ from ..engine.artifacts import StageError, hash_json
 from ..engine.stage import Stage, StageContext
 from ..imaging import backbone as backbones
 from ..imaging.decoding import PATCH_FIGURE_PX, Keep
-from ..imaging.embedding_store import Appender, EmbeddingStore, store_root
+from ..engine.embedding_store import Appender, EmbeddingStore, store_root
 from ..imaging.manifest import read_manifest
 from ..methods.sampling import spread_indices
 
@@ -64,7 +66,7 @@ def fingerprint(cfg: "Config") -> dict:
     return {"backbone": backbones.resolve(cfg.backbone).identity(), "patch_photos": hash_json(photos)}
 
 
-def check_dtype(extractor, paths: list[Path], cfg: "Config") -> dict:
+def check_dtype(extractor, manifest: list[dict], root: Path, cfg: "Config") -> dict:
     """Under bf16, how far its features are from fp32's on a spread sample (lowest cosine), for the record.
 
     The only place a few images are decoded a second time, and only under bf16."""
@@ -72,7 +74,7 @@ def check_dtype(extractor, paths: list[Path], cfg: "Config") -> dict:
 
     if extractor.dtype == torch.float32:
         return {"checked": False}
-    sample = [paths[i] for i in spread_indices(len(paths), cfg.extract.dtype_check_images)]
+    sample = [root / manifest[i]["path"] for i in spread_indices(len(manifest), cfg.extract.dtype_check_images)]
     return {"checked": True, "images": len(sample), "min_cosine_to_fp32": round(extractor.agreement(sample), 5)}
 
 
@@ -93,15 +95,22 @@ def store_rows(appender, shas: list[str], batches) -> tuple[dict, dict]:
     return picked, crops
 
 
-def assemble(ctx: StageContext, store, shas: list[str]) -> dict:
-    """The run's per-image outputs, row by row from the store's mapped segments (memory stays bounded)."""
+def refer(ctx: StageContext, store, shas: list[str]) -> dict:
+    """The run's per-image outputs as references to the store's rows (``stored_rows``): its sha256 list, and per
+    array the namespace and part. Nothing is copied, so an update writes only its new rows; the arrays read
+    like memory-mapped ones. Returns each array's shape."""
+    from ..engine import stored_rows
+
+    stored_rows.write_keys(ctx.output("rows"), shas)
     found = store.lookup(shas)
-    outputs = {}
+    if found.missing.any():
+        raise StageError(f"extract: {int(found.missing.sum())} rows are not in the store {store.folder} "
+                         "(freed by a gc at the same moment?); run again")
+    shapes = {}
     for name, (shape, dtype) in store.shapes(found, list(FEATURES)).items():
-        outputs[name] = ctx.open_npy(name, (len(shas), *shape), dtype)
-        store.gather(found, name, outputs[name])
-        outputs[name].flush()
-    return outputs
+        stored_rows.write_reference(ctx.output(name), store, name, ctx.stage.outputs["rows"], len(shas), shape, dtype)
+        shapes[name] = (len(shas), *shape)
+    return shapes
 
 
 def namespace(ctx: StageContext, extractor, prep) -> dict:
@@ -197,42 +206,42 @@ def run(ctx: StageContext) -> dict:
     device = pick_device(cfg.extract.device)
     dtype = pick_dtype(cfg.extract.dtype, device)
     extractor = Extractor(model, prep, device, dtype, cfg.ingest.max_pixels)
-    paths = [root / record["path"] for record in manifest]
-    dtype_check = check_dtype(extractor, paths, cfg)
+    images = len(manifest)
+    dtype_check = check_dtype(extractor, manifest, root, cfg)
     about = namespace(ctx, extractor, prep)
     store = EmbeddingStore(store_root(cfg.out, cfg.store), hash_json(about)[:20], about)
     shas = [record["sha256"] for record in manifest]
     missing = store.lookup(shas).missing
     todo = sorted({shas[i]: i for i in reversed(np.flatnonzero(missing).tolist())}.values())  # once per content
     log.info("extract: %d images with %s, engine %s, batch %d: %d to embed, %d stored already or copies (%s)",
-             len(paths), choice.display_name, cfg.extract.engine, cfg.extract.batch_size, len(todo),
-             len(paths) - len(todo), store.folder)
+             images, choice.display_name, cfg.extract.engine, cfg.extract.batch_size, len(todo),
+             images - len(todo), store.folder)
     try:
         engine = main_pass(ctx, extractor, model, prep, manifest, root, todo, store)
     except ImageReadError as exc:  # ingest read every file: this one changed or went away since
         raise StageError(f"extract: cannot read {exc}; the image folder changed after ingest, run again") from None
     store.touch(cfg.out, shas)
-    outputs = assemble(ctx, store, shas)
+    shapes = refer(ctx, store, shas)
     if engine["dtype"] != str(extractor.dtype).replace("torch.", ""):  # Ray workers chose their own device
         dtype_check = {"checked": False, "reason": f"the workers ran {engine['dtype']} on {engine['device']}; "
                                                    f"this machine, which checks, has {extractor.device} only"}
     log.info("extract: embedded %d, reused %d; %.1f images/s on %s (%s), %d worker(s), %.0f %% of the time in "
-             "the model", len(todo), len(paths) - len(todo), engine["images_per_s"], engine["device"],
+             "the model", len(todo), images - len(todo), engine["images_per_s"], engine["device"],
              engine["dtype"], engine["workers"], 100 * engine["model_share"])
 
     # Spatial tokens for the patch maps: the set's picks and the extra photos, decoded here (a per-run extra).
-    set_picks = spread_indices(len(paths), cfg.extract.patch_images_from_set)
+    set_picks = spread_indices(images, cfg.extract.patch_images_from_set)
     photos = photo_paths(cfg)
     patch_sources = [{"kind": "set", "path": manifest[i]["path"], "index": i} for i in set_picks]
     patch_sources += [{"kind": "photo", "path": str(p), "index": -1} for p in photos]
-    items = [paths[i] for i in set_picks] + photos
+    items = [root / manifest[i]["path"] for i in set_picks] + photos
     photo_keep = Keep(crop=PATCH_FIGURE_PX, crop_rows=frozenset(range(len(items))))
     spatial, figure_crops = [], []
     for batch in extractor.stream(items, cfg.extract.batch_size, max(1, os.cpu_count() or 1), photo_keep,
                                   keep_spatial=True, desc="patches"):
         spatial.append(batch.spatial)
         figure_crops += [batch.kept["crop"][row] for row in sorted(batch.kept["crop"])]
-    dims = outputs["embeddings"].shape[1]
+    dims = shapes["embeddings"][1]
     tokens = np.concatenate(spatial).astype(np.float32) if spatial else np.zeros((0, 0, 0, dims), np.float32)
     ctx.save_npy("patch_tokens", tokens)
     ctx.save_npy("patch_pixels", np.stack(figure_crops) if figure_crops
@@ -240,9 +249,9 @@ def run(ctx: StageContext) -> dict:
     ctx.save_json("patch_images", patch_sources)
     return {
         "backbone": choice.as_dict(),
-        "images": len(paths),
+        "images": images,
         "embedded": len(todo),  # run through the network now
-        "reused": len(paths) - len(todo),  # taken from the embedding store (or a copy of an image embedded now)
+        "reused": images - len(todo),  # taken from the embedding store (or a copy of an image embedded now)
         "store": {"namespace": store.folder.name, "segments": len(store.segments())},
         "embedding_dim": int(dims),
         "patch_grid": list(tokens.shape[1:3]),
@@ -261,8 +270,8 @@ STAGE = Stage(
     run=run,
     inputs=("ingest.manifest", "ingest.summary"),
     params=("backbone", "extract", "ingest", "demo"),  # ingest: max_pixels, the photos' extensions; demo: its photos
-    outputs={"embeddings": "embeddings.npy", "patch_mean": "patch_mean.npy", "pixels": "pixels.npy",
-             "thumbs": "thumbs.npy", "patch_tokens": "patch_tokens.npy", "patch_pixels": "patch_pixels.npy",
+    outputs={"rows": "rows.npy", "embeddings": "embeddings.rows.json", "patch_mean": "patch_mean.rows.json",
+             "pixels": "pixels.rows.json", "thumbs": "thumbs.rows.json", "patch_tokens": "patch_tokens.npy", "patch_pixels": "patch_pixels.npy",
              "patch_images": "patch_images.json"},
     essential=True,
     fingerprint=fingerprint,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..engine.artifacts import StageError, hash_json
 from ..engine.stage import Stage, StageContext
-from ..imaging.embedding_store import store_root
+from ..engine.embedding_store import store_root
 from ..imaging.stat_cache import StatCache
 from ..imaging.storage import discover  # noqa: F401 - tests find the folder's images through ingest
 from ..imaging.storage import Location, image_entries, location, read_bytes, relative

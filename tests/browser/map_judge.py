@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.engine.stored_rows import load_array
+
 COLOUR_TOLERANCE = 12  # per channel: the canvas blends a point's edge with its neighbours'
 
 
@@ -37,7 +39,7 @@ def judge_view(kind: str, seen: dict, record: dict) -> list[str]:
     problems = []
     order = np.load(stage_file(record, "gallery", "order.npy"))
     manifest = json.loads(stage_file(record, "ingest", "manifest.json").read_text(encoding="utf-8"))
-    thumbs = np.load(stage_file(record, "extract", "thumbs.npy"), mmap_mode="r")
+    thumbs = load_array(stage_file(record, "extract", "thumbs.rows.json"), mmap=True)
     if seen["count"] != len(manifest):
         problems.append(f"{kind}: the map has {seen['count']} points for {len(manifest)} images")
     maps_hovered = {h["map"] for h in seen["hovers"]}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.artifacts import write_json_atomic
+from .artifacts import write_json_atomic
 
 INDEX, LOCK, ABOUT, USED, USES = "index.json", "index.lock", "about.json", "used", "uses"
 PAUSE_ENV = "EMBDECK_STORE_PAUSE_S"  # a test hook: seconds to sleep between a segment's rename and its commit
@@ -150,22 +150,29 @@ class EmbeddingStore:
         """Mark the namespace used now and, for a run's output folder ``user``, which rows its run read (its
         earlier record replaced): ``gc`` frees namespaces no run has used for a while, and rows no recent
         run read."""
+        self.touch_digests(user, None if shas is None else digests(shas))
+
+    def touch_digests(self, user: str = "", keys: np.ndarray | None = None) -> None:
+        """``touch`` for sha256 digests as ``digests`` gives them."""
         (self.folder / USED).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n", encoding="utf-8")
-        if user and shas is not None:
+        if user and keys is not None:
             uses = self.folder / USES
             uses.mkdir(exist_ok=True)
             name = hashlib.sha256(str(Path(user).resolve()).encode()).hexdigest()[:16]
             tmp = uses / f".{name}.npy.tmp-{uuid.uuid4().hex}"
-            write_synced(tmp, np.unique(digests(shas)))
+            write_synced(tmp, np.unique(keys))
             os.replace(tmp, uses / f"{name}.npy")
 
     # -- reading --------------------------------------------------------------------------------------------
     def lookup(self, shas: list[str]) -> Lookup:
         """Where each sha's row is (the first committed one when two appends stored the same image)."""
+        return self.lookup_digests(digests(shas))
+
+    def lookup_digests(self, query: np.ndarray) -> Lookup:
+        """``lookup`` for sha256 digests as ``digests`` gives them (``S32``)."""
         segments = [s["name"] for s in self.segments()]
-        query = digests(shas)
-        found = Lookup(np.full(len(shas), -1, np.int32), np.zeros(len(shas), np.int64), segments)
-        if not segments or not len(shas):
+        found = Lookup(np.full(len(query), -1, np.int32), np.zeros(len(query), np.int64), segments)
+        if not segments or not len(query):
             return found
         keys = [np.load(self.folder / f"{name}.keys.npy", allow_pickle=False) for name in segments]
         owner = np.concatenate([np.full(len(k), i, np.int32) for i, k in enumerate(keys)])
