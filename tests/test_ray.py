@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from pipeline.engine.config import load_config
-from pipeline.registry import STAGES
+from pipeline.registry import STAGES, declared
 from pipeline.engine.runner import Runner
+from pipeline.engine.stored_rows import load_array
 
 FLOAT_OUTPUTS = ("embeddings", "patch_mean", "patch_tokens")
 EXACT_OUTPUTS = ("pixels", "thumbs", "patch_pixels")
@@ -55,7 +56,8 @@ def run_extract(images: Path | str, out: Path, *overrides: str) -> dict:
 
 def outputs(result: dict) -> dict[str, np.ndarray]:
     folder = Path(result["stages"]["extract"]["dir"])
-    arrays = {key: np.load(folder / f"{key}.npy") for key in FLOAT_OUTPUTS + EXACT_OUTPUTS}
+    outputs = declared("extract").outputs
+    arrays = {key: load_array(folder / outputs[key]) for key in FLOAT_OUTPUTS + EXACT_OUTPUTS}
     arrays["patch_images"] = json.loads((folder / "patch_images.json").read_text())
     return arrays
 
