@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.engine.stored_rows import load_array
+
 from .common import growth_exponent, timed
 
 
@@ -157,7 +159,7 @@ def retrieval_row(x: np.ndarray, reps: int, k: int = 5) -> dict:
 
 
 def run(embeddings_path: Path, sizes: list[int], reps: int, full_reps: int = 1) -> dict:
-    embeddings = np.load(embeddings_path, allow_pickle=False)
+    embeddings = np.asarray(load_array(embeddings_path))  # the extract entry's reference to the store's rows
     from pipeline.methods.umap_fit import fit_umap
 
     warm, _ = timed(lambda: fit_umap(embeddings[:300], 15, 0.1, 0), 1)  # numba compiles once per process

@@ -82,7 +82,7 @@ def quality(record: dict) -> dict:
     for stage, name in (("tsne", "tsne.npy"), ("umap", "umap.npy")):
         coords = output_file(record, stage, name)
         if high is not None and coords is not None:
-            found[f"{stage}_trustworthiness"] = round(trustworthiness(np.asarray(high), np.load(coords), 10, 0), 4)
+            found[f"{stage}_trustworthiness"] = round(trustworthiness(high, np.load(coords), 10, 0), 4)  # a sample
     return found
 
 

@@ -115,13 +115,13 @@ def write_points(ctx: StageContext, source: Source, rows: np.ndarray, scales: di
     """Every per-point array, chunk by chunk, into a namespace of the run's embedding store of the synthetic set's
     own (``about``), then referred to as the real extract does (``stored_rows``); returns the mean cosine between
     a copy's embedding and its source's. The store's segments are written once, ``SEGMENT`` points at a time, so
-    what is held stays bounded; a rerun finds them there and writes none."""
+    what is held stays bounded; a rerun appends only the points the store lacks (none, or a killed run's rest)."""
     from tqdm import tqdm
 
     real = {key: load_array(source.extract_dir / declared("extract").outputs[key], mmap=True) for key in FEATURES}
     in_memory = {key: np.asarray(real[key]) for key in ("embeddings", "patch_mean")}  # gathered at random rows
     store = EmbeddingStore(store_root(ctx.cfg.out, ctx.cfg.store), f"synthetic-{hash_json(about)[:12]}", about)
-    stored = not store.lookup(shas).missing.any()
+    missing = store.lookup(shas).missing  # every point on a first run, none on a rerun, a killed run's rest
     appender = Appender(store, SEGMENT)
     rng = np.random.default_rng(seed + 1)
     cosines = 0.0
@@ -132,15 +132,14 @@ def write_points(ctx: StageContext, source: Source, rows: np.ndarray, scales: di
             block = {key: in_memory[key][picked] + np.float32(scales[key]["sigma_per_dim"]) * draw
                      for key in ("embeddings", "patch_mean")}
             cosines += mean_cosine(block["embeddings"], in_memory["embeddings"][picked])
-            if not stored:
-                block.update({key: np.asarray(real[key][picked]) for key in ("pixels", "thumbs")})
-                appender.add(shas[start:start + CHUNK], block)
+            new = np.flatnonzero(missing[start:start + CHUNK])
+            if len(new):
+                block = {key: array[new] for key, array in block.items()}
+                block.update({key: np.asarray(real[key][picked[new]]) for key in ("pixels", "thumbs")})
+                appender.add([shas[start + i] for i in new.tolist()], block)
             bar.update(len(picked))
     appender.flush()
-    stored_rows.write_keys(ctx.output("rows"), shas)
-    for key, array in real.items():
-        stored_rows.write_reference(ctx.output(key), store, key, declared("extract").outputs["rows"], len(rows),
-                                    array.shape[1:], array.dtype)
+    stored_rows.write_rows(ctx.out_dir, store, shas, {key: (array.shape[1:], array.dtype) for key, array in real.items()})
     return cosines / len(rows)
 
 

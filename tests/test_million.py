@@ -28,13 +28,10 @@ def fake_source(root, images: int = 40, dims: int = 16):
     store = EmbeddingStore(root / "store", "ns", {"fake": 1})  # the per-image rows live in a store, as extract's
     per_image = ("embeddings", "patch_mean", "pixels", "thumbs")
     store.append([m["sha256"] for m in manifest], {key: arrays[key] for key in per_image})
-    stored_rows.write_keys(extract / "rows.npy", [m["sha256"] for m in manifest])
-    for key, array in arrays.items():
-        if key in per_image:
-            stored_rows.write_reference(extract / f"{key}.rows.json", store, key, "rows.npy", images, array.shape[1:],
-                                        array.dtype)
-        else:
-            np.save(extract / f"{key}.npy", array)
+    stored_rows.write_rows(extract, store, [m["sha256"] for m in manifest],
+                           {key: (arrays[key].shape[1:], arrays[key].dtype) for key in per_image})
+    for key in ("patch_tokens", "patch_pixels"):
+        np.save(extract / f"{key}.npy", arrays[key])
     (extract / "patch_images.json").write_text(json.dumps([{"kind": "set", "path": manifest[0]["path"], "index": 0}]))
     (extract / "meta.json").write_text(json.dumps({"output_hash": "abc"}))
     summaries = {"ingest": {"folder": str(root / "images"), "images": images, "labels": ["c0", "c1"]},

@@ -31,8 +31,7 @@ def test_cached_arrays_are_read_without_pickle(tmp_path):
     folder.mkdir()
     store = EmbeddingStore(tmp_path / "store", "ns", {"a": 1})
     segment = store.append([f"{0:064x}"], {"embeddings": np.zeros((1, 2), np.float32)})
-    stored_rows.write_keys(folder / "rows.npy", [f"{0:064x}"])
-    stored_rows.write_reference(folder / "embeddings.rows.json", store, "embeddings", "rows.npy", 1, (2,), np.float32)
+    stored_rows.write_rows(folder, store, [f"{0:064x}"], {"embeddings": ((2,), np.float32)})
     ctx = StageContext(Config(), pca.STAGE, tmp_path, {"extract": folder}, {"extract": extract.STAGE}, {})
     crafted = np.array([Boom()], dtype=object)
     for path in (store.folder / f"{segment}.embeddings.npy", folder / "rows.npy"):  # a stored row, the row list

@@ -30,8 +30,7 @@ def stored(tmp_path):
         store.append([sha(i) for i in part], {"x": want[part]})
     entry = tmp_path / "out" / "cache" / "extract" / "k"
     entry.mkdir(parents=True)
-    stored_rows.write_keys(entry / "rows.npy", [sha(i) for i in range(30)])
-    stored_rows.write_reference(entry / "x.rows.json", store, "x", "rows.npy", 30, (4, 3), np.float32)
+    stored_rows.write_rows(entry, store, [sha(i) for i in range(30)], {"x": ((4, 3), np.float32)})
     return {"want": want, "path": entry / "x.rows.json", "store": store, "entry": entry}
 
 
@@ -42,30 +41,41 @@ def test_it_reads_as_the_array_it_names_however_it_is_indexed(stored):
         (want.shape, want.dtype, want.ndim, len(want), want.size, want.nbytes)
     mask = np.arange(30) % 4 == 1
     for index in (0, 29, -1, -30, np.int64(7), slice(None), slice(3, 17), slice(None, None, -3), slice(25, 5, -2),
-                  slice(40, 50), [5, 5, 0, 29], np.array([[1, 2], [3, 28]]), np.array([-1, -2]), mask,
-                  (slice(2, 9), 1), (4, slice(None), 0), (np.array([9, 1]), Ellipsis), Ellipsis):
+                  slice(40, 50), [5, 5, 0, 29], [], np.array([[1, 2], [3, 28]]), np.array([-1, -2]), mask,
+                  np.arange(30)[::-1], [0, 11, 1, 12, 2, 13], (slice(2, 9), 1), (4, slice(None), 0),
+                  ([9, 1], slice(1, 3), 2), Ellipsis):
         got, expected = rows[index], want[index]
         assert isinstance(got, np.ndarray) and got.shape == expected.shape, index
         assert np.array_equal(got, expected), index
     assert np.array_equal(np.asarray(rows), want) and np.asarray(rows, np.float64).dtype == np.float64
     assert np.array_equal(np.stack(list(rows)), want)
     assert np.array_equal(load_array(stored["path"]), want)  # read whole when not mapped
-    for bad in (30, -31, [0, 30], np.zeros(29, bool), np.array([0.5])):
+    for bad in (30, -31, [0, 30], np.zeros(29, bool), np.array([0.5]), True, (Ellipsis, 0), ([1, 2], [0, 1])):
         with pytest.raises(IndexError):
             rows[bad]
 
 
-def test_the_same_rows_in_a_new_folder_give_the_same_bytes(stored, tmp_path):
-    """The store is named relative to the entry: the entry's hash (and every key after it) is the same in a new
-    output folder, and an output folder moved with its store still reads."""
+def test_a_reference_names_its_content_and_finds_its_store_where_it_went(stored, tmp_path):
+    """A reference's bytes (what keys the stages after it) name the rows alone: the same rows from a store
+    elsewhere write the same reference. The store is found relative to the entry (an output folder moved with
+    its store), else where it was."""
+    elsewhere = EmbeddingStore(tmp_path / "shared" / "deep" / "store", "ns", {"a": 1})
+    elsewhere.append([sha(i) for i in range(30)], {"x": stored["want"]})
+    other = tmp_path / "other-out" / "cache" / "extract" / "k"
+    other.mkdir(parents=True)
+    stored_rows.write_rows(other, elsewhere, [sha(i) for i in range(30)], {"x": ((4, 3), np.float32)})
+    assert (other / "x.rows.json").read_bytes() == stored["path"].read_bytes()
+    assert (other / "store.json").read_bytes() != (stored["entry"] / "store.json").read_bytes()
+    assert np.array_equal(load_array(other / "x.rows.json"), stored["want"])
     moved = tmp_path / "elsewhere"
     shutil.copytree(tmp_path / "out", moved / "out")
     shutil.copytree(tmp_path / "store", moved / "store")
-    shutil.rmtree(tmp_path / "store")
-    copy = moved / "out" / "cache" / "extract" / "k" / "x.rows.json"
-    assert copy.read_bytes() == stored["path"].read_bytes()
-    assert np.array_equal(load_array(copy), stored["want"])
-    assert "store" in stored_rows.unresolved(stored["path"])  # the original's store is gone
+    (tmp_path / "store").rename(tmp_path / "store-gone")
+    assert np.array_equal(load_array(moved / "out" / "cache" / "extract" / "k" / "x.rows.json"), stored["want"])
+    assert "store" in stored_rows.unresolved(stored["path"])  # neither where it was nor beside it
+    (tmp_path / "store-gone").rename(tmp_path / "store")
+    shutil.rmtree(moved / "store")
+    assert np.array_equal(load_array(moved / "out" / "cache" / "extract" / "k" / "x.rows.json"), stored["want"])
 
 
 def test_rows_a_gc_freed_make_the_reference_unresolved(stored, tmp_path):
@@ -75,7 +85,7 @@ def test_rows_a_gc_freed_make_the_reference_unresolved(stored, tmp_path):
     assert collect(tmp_path / "store", keep_days=30)["rows"] == 10
     why = stored_rows.unresolved(stored["path"])
     assert "10 of its rows are gone" in why
-    with pytest.raises(FileNotFoundError, match="10 rows of x are gone"):
+    with pytest.raises(FileNotFoundError, match="10 rows of x are gone .* run the deck again"):
         load_array(stored["path"], mmap=True)
 
 

@@ -125,8 +125,9 @@ def correlations(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
         for zoom in (1.0, *ZOOMS):
             mine_zoomed = mine_pictures if zoom == 1.0 else zoomed(mine_pictures, zoom)
             for side in sizes(pixels.shape[1]):
-                theirs = unit(theirs_pictures, side)
-                value = np.einsum("rd,rcd->rc", unit(mine_zoomed, side), theirs[position])
+                mine, theirs = unit(mine_zoomed, side), unit(theirs_pictures, side)
+                value = np.stack([np.einsum("rd,rd->r", mine, theirs[position[:, c]])  # a column at a time: the
+                                  for c in range(block.shape[1])], axis=1)  # (rows, candidates, d) never exists
                 found[rows] = np.maximum(found[rows], np.where(block >= 0, value, -np.inf))
     return symmetric(table, found)
 

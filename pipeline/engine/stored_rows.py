@@ -4,26 +4,31 @@ The extract stage's per-image outputs (embeddings, patch means, pixel copies, th
 embedding store, one row per image's sha256. Copying them into every run's cache entry cost a grown collection
 more than embedding its new images (70,700 images at 112 px: 1.4 GB rewritten, hashed and synced for 700 new
 rows). So the entry holds ``rows.npy`` (each row's sha256, in the run's order) and, per array, a small
-``<name>.rows.json`` naming the store's namespace and part. ``load_array`` (what ``StageContext.load_npy``
-calls) opens such a file as ``StoredRows``, which reads like the memory-mapped array it stands for (``shape``, ``dtype``, ``len``, indexing
-by row, numpy conversion), gathering rows from the store's mapped segments, so memory stays bounded by what a
-stage reads. An entry whose rows the store no longer has (``embdeck store --gc``) is not trusted
-(``unresolved``): the runner runs the stage again.
+``<name>.rows.json`` naming the store's namespace and part (``write_rows``). ``load_array`` (what
+``StageContext.load_npy`` calls) opens such a file as ``StoredRows``, which reads as the memory-mapped array it
+stands for does in the ways stages read one (``shape``, ``dtype``, ``len``, rows by index, slice, list or mask, then
+integers or slices for the other axes, numpy conversion), gathering rows from the store's mapped segments, so
+memory stays bounded by what a stage reads. An entry whose rows the store no longer has (``embdeck store --gc``)
+is not trusted (``unresolved``): the runner runs the stage again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .artifacts import load_npy, write_json
+from .artifacts import file_sha256, load_npy, write_json
 from .embedding_store import EmbeddingStore, Lookup, digests
 
+log = logging.getLogger("embdeck")
+
 SUFFIX = ".rows.json"
+KEYS, LOCATION = "rows.npy", "store.json"  # beside the references in a cache entry: the row list, the store's place
 ITER_ROWS = 1024  # rows gathered at a time when a stage iterates over the array
 
 
@@ -31,19 +36,29 @@ def is_reference(path: Path) -> bool:
     return Path(path).name.endswith(SUFFIX)
 
 
-def write_keys(path: Path, shas: list[str]) -> None:
-    np.save(path, digests(shas), allow_pickle=False)
+def write_rows(entry: Path, store: EmbeddingStore, shas: list[str], parts: dict[str, tuple[tuple, np.dtype]]) -> None:
+    """Into the cache entry being written: ``rows.npy`` (the shas' digests, in the run's order), ``store.json``
+    (where the store is) and per part ``<part>.rows.json`` (what it is: the namespace, the part, the keys' sha256,
+    shape and dtype), for ``parts`` {part: (row shape, dtype)}. A reference's bytes name its content alone, so
+    the stages after it are keyed the same in a new output folder or with the store elsewhere; the location is
+    kept apart, relative to the entry (an output folder moved with its store still finds it) and absolute."""
+    np.save(entry / KEYS, digests(shas), allow_pickle=False)
+    folder = store.folder.resolve()
+    write_json(entry / LOCATION, {"relative": os.path.relpath(folder, entry.resolve()), "absolute": str(folder)})
+    for part, (row_shape, dtype) in parts.items():
+        write_json(entry / f"{part}{SUFFIX}", {
+            "namespace": store.folder.name, "part": part, "keys": KEYS, "keys_sha256": file_sha256(entry / KEYS),
+            "store": LOCATION, "shape": [len(shas), *map(int, row_shape)], "dtype": np.dtype(dtype).str})
 
 
-def write_reference(path: Path, store: EmbeddingStore, part: str, keys: str, rows: int,
-                    row_shape: tuple[int, ...], dtype: np.dtype) -> None:
-    """``path`` (``<name>.rows.json``): the array of ``rows`` rows of ``part`` that the store holds for the shas in
-    the sibling file ``keys``. The store is named relative to the entry: the same run in a new output folder
-    writes the same bytes (and keys the stages after it the same), and an output folder moved with its store
-    still finds it."""
-    where = os.path.relpath(store.folder.resolve(), Path(path).parent.resolve())  # so a new folder keys the same
-    write_json(path, {"store": where, "namespace": store.folder.name, "part": part,
-                      "keys": keys, "shape": [rows, *map(int, row_shape)], "dtype": np.dtype(dtype).str})
+def _store_folder(entry: Path, about: dict) -> Path:
+    """The namespace folder a reference names: where its location file says (relative first), checked by name."""
+    where = json.loads((entry / about["store"]).read_text(encoding="utf-8"))
+    relative = (entry / where["relative"]).resolve()
+    folder = relative if relative.is_dir() else Path(where["absolute"])
+    if folder.name != about["namespace"]:
+        raise ValueError(f"{folder} is not the store namespace {about['namespace']}")
+    return folder
 
 
 @lru_cache(maxsize=8)
@@ -54,17 +69,18 @@ def _lookup(folder: str, index_stamp: tuple, keys_file: str, keys_stamp: tuple) 
 
 
 def _stamp(path: Path) -> tuple:
+    """What changes when a file is replaced or rewritten (``os.replace`` gives a new inode)."""
     try:
         stat = path.stat()
     except FileNotFoundError:
-        return (0, 0)
-    return (stat.st_mtime_ns, stat.st_size)
+        return (0, 0, 0, 0)
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
 
 
 def _resolve(path: Path) -> tuple[dict, EmbeddingStore, Lookup]:
+    entry = Path(path).parent
     about = json.loads(Path(path).read_text(encoding="utf-8"))
-    folder = (Path(path).parent / about["store"]).resolve()
-    keys = Path(path).parent / about["keys"]
+    folder, keys = _store_folder(entry, about), entry / about["keys"]
     store, found = _lookup(str(folder), _stamp(folder / "index.json"), str(keys), _stamp(keys))
     return about, store, found
 
@@ -88,10 +104,18 @@ def renew_uses(entry: Path, outputs: list[str], user: str) -> None:
         if not is_reference(name):
             continue
         about = json.loads((entry / name).read_text(encoding="utf-8"))
-        folder, keys = (entry / about["store"]).resolve(), entry / about["keys"]
+        folder, keys = _store_folder(entry, about), entry / about["keys"]
         if (folder, keys) not in renewed:
             renewed.add((folder, keys))
-            EmbeddingStore.existing(folder).touch_digests(user, np.load(keys, allow_pickle=False))
+            try:
+                EmbeddingStore.existing(folder).touch_digests(user, np.load(keys, allow_pickle=False))
+            except OSError as exc:  # a store this user cannot write (read-only, shared): gc is not theirs either
+                log.warning("the store %s did not take this run's record of the rows it reads: %s", folder, exc)
+
+
+def unbroken(values: np.ndarray) -> bool:
+    """Whether ``values`` (non-empty) count up by one."""
+    return int(values[-1]) - int(values[0]) + 1 == len(values) and bool((np.diff(values) == 1).all())
 
 
 class StoredRows:
@@ -99,7 +123,8 @@ class StoredRows:
 
     def __init__(self, store: EmbeddingStore, found: Lookup, part: str, shape: tuple[int, ...], dtype):
         if found.missing.any():
-            raise FileNotFoundError(f"{int(found.missing.sum())} rows of {part} are gone from the store {store.folder}")
+            raise FileNotFoundError(f"{int(found.missing.sum())} rows of {part} are gone from the store {store.folder} "
+                                    "(freed by embdeck store --gc): run the deck again, which embeds them anew")
         self.store, self.found, self.part = store, found, part
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         self._parts: dict[int, np.ndarray] = {}
@@ -120,18 +145,20 @@ class StoredRows:
         return self._parts[index]
 
     def take(self, positions: np.ndarray) -> np.ndarray:
-        """The rows at ``positions`` (1-D, non-negative), in that order, as a new array."""
+        """The rows at ``positions`` (1-D, non-negative), in that order, as a new array: one read per segment,
+        a plain slice where its rows (and their places in the result) run on without a gap."""
         segment, row = self.found.segment[positions], self.found.row[positions]
         out = np.empty((len(positions), *self.shape[1:]), self.dtype)
         if not len(positions):
             return out
-        for index in np.unique(segment):
-            mine = segment == index
-            rows = row[mine]
-            if mine.all() and rows[-1] - rows[0] + 1 == len(rows) and (np.diff(rows) == 1).all():
-                out[:] = self._segment(int(index))[rows[0]:rows[-1] + 1]  # one run of rows: a plain read
+        order = np.argsort(segment, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(segment[order])) + 1):
+            rows, part = row[group], self._segment(int(segment[group[0]]))
+            block = part[rows[0]:rows[-1] + 1] if unbroken(rows) else part[rows]
+            if unbroken(group):
+                out[group[0]:group[-1] + 1] = block
             else:
-                out[mine] = self._segment(int(index))[rows]
+                out[group] = block
         return out
 
     def _positions(self, index) -> np.ndarray:
@@ -139,21 +166,27 @@ class StoredRows:
         if isinstance(index, slice):
             return np.arange(*index.indices(n), dtype=np.int64)
         picked = np.asarray(index)
+        if picked.size == 0 and picked.ndim == 1:
+            return np.zeros(0, np.int64)
         if picked.dtype == bool:
             if picked.shape != (n,):
                 raise IndexError(f"a boolean index of shape {picked.shape} for {n} rows")
             return np.flatnonzero(picked)
-        if not np.issubdtype(picked.dtype, np.integer):
-            raise IndexError(f"rows are indexed by integers, slices or a boolean mask, not {picked.dtype}")
+        if not np.issubdtype(picked.dtype, np.integer) or picked.ndim == 0:
+            raise IndexError(f"rows are taken by an integer, a slice, integers or a boolean mask, not {index!r:.40}")
         if picked.size and (picked.min() < -n or picked.max() >= n):
             raise IndexError(f"row index out of range for {n} rows")
         return np.where(picked < 0, picked + n, picked).astype(np.int64)
 
     def __getitem__(self, index):
-        if isinstance(index, tuple):  # rows first, then the rest applied to what they gave
+        if isinstance(index, tuple):  # rows first, then integers or slices for the other axes
             head, rest = (index[0], index[1:]) if index else (slice(None), ())
+            if head is Ellipsis or not all(isinstance(r, (int, np.integer, slice)) for r in rest):
+                raise IndexError("stored rows are indexed by rows first, then integers or slices")
             taken = self[head]
             return taken[rest] if isinstance(head, (int, np.integer)) else taken[(slice(None), *rest)]
+        if isinstance(index, (bool, np.bool_)):
+            raise IndexError("a single boolean is no row index")
         if isinstance(index, (int, np.integer)):
             return self.take(self._positions([int(index)]))[0]
         if index is Ellipsis:
@@ -167,6 +200,8 @@ class StoredRows:
             yield from self[start:start + ITER_ROWS]
 
     def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError("stored rows are always gathered into a new array")
         whole = self[:]
         return whole if dtype is None else whole.astype(dtype, copy=False)
 

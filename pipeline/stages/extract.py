@@ -10,8 +10,8 @@ collection again. Outputs:
 ``patch_tokens`` (M, h, w, D) spatial tokens of the few images the patch maps show, listed in
 ``patch_images``, and ``patch_pixels`` (M, 160, 160, 3) their centre crops for the figure.
 The four per-image arrays live in the embedding store (one row per image's sha256; only images it lacks are
-run through the network); the entry holds ``rows`` (the run's sha256 list) and a reference per array
-(``<name>.rows.json``, ``engine/stored_rows.py``), which later stages read like a memory-mapped array.
+run through the network); the entry holds ``rows`` (the run's sha256 list), ``store_location`` and a reference
+per array (``<name>.rows.json``, ``engine/stored_rows.py``), which later stages read like a memory-mapped array.
 Preprocessing follows timm's pretrained data config; ``preprocess = "thumbnail"`` is the seed deck's path
 (shrink to a thumbnail, upsample on the device).
 """
@@ -96,21 +96,17 @@ def store_rows(appender, shas: list[str], batches) -> tuple[dict, dict]:
 
 
 def refer(ctx: StageContext, store, shas: list[str]) -> dict:
-    """The run's per-image outputs as references to the store's rows (``stored_rows``): its sha256 list, and per
-    array the namespace and part. Nothing is copied, so an update writes only its new rows; the arrays read
-    like memory-mapped ones. Returns each array's shape."""
+    """The run's per-image outputs as references to the store's rows (``stored_rows``): nothing is copied, so an
+    update writes only its new rows, and later stages read them like memory-mapped arrays. Each array's shape."""
     from ..engine import stored_rows
 
-    stored_rows.write_keys(ctx.output("rows"), shas)
     found = store.lookup(shas)
     if found.missing.any():
         raise StageError(f"extract: {int(found.missing.sum())} rows are not in the store {store.folder} "
                          "(freed by a gc at the same moment?); run again")
-    shapes = {}
-    for name, (shape, dtype) in store.shapes(found, list(FEATURES)).items():
-        stored_rows.write_reference(ctx.output(name), store, name, ctx.stage.outputs["rows"], len(shas), shape, dtype)
-        shapes[name] = (len(shas), *shape)
-    return shapes
+    parts = store.shapes(found, list(FEATURES))
+    stored_rows.write_rows(ctx.out_dir, store, shas, parts)
+    return {name: (len(shas), *shape) for name, (shape, _) in parts.items()}
 
 
 def namespace(ctx: StageContext, extractor, prep) -> dict:
@@ -270,7 +266,7 @@ STAGE = Stage(
     run=run,
     inputs=("ingest.manifest", "ingest.summary"),
     params=("backbone", "extract", "ingest", "demo"),  # ingest: max_pixels, the photos' extensions; demo: its photos
-    outputs={"rows": "rows.npy", "embeddings": "embeddings.rows.json", "patch_mean": "patch_mean.rows.json",
+    outputs={"rows": "rows.npy", "store_location": "store.json", "embeddings": "embeddings.rows.json", "patch_mean": "patch_mean.rows.json",
              "pixels": "pixels.rows.json", "thumbs": "thumbs.rows.json", "patch_tokens": "patch_tokens.npy", "patch_pixels": "patch_pixels.npy",
              "patch_images": "patch_images.json"},
     essential=True,
