@@ -139,7 +139,8 @@ def write_points(ctx: StageContext, source: Source, rows: np.ndarray, scales: di
                 appender.add([shas[start + i] for i in new.tolist()], block)
             bar.update(len(picked))
     appender.flush()
-    stored_rows.write_rows(ctx.out_dir, store, shas, {key: (array.shape[1:], array.dtype) for key, array in real.items()})
+    stored_rows.write_rows(ctx.out_dir, store, shas,
+                           {key: (array.shape[1:], array.dtype) for key, array in real.items()})
     return cosines / len(rows)
 
 

@@ -73,6 +73,15 @@ class Lookup:
     def missing(self) -> np.ndarray:
         return self.segment < 0
 
+    def at(self, positions: np.ndarray) -> "Lookup":
+        """The lookup of the rows at ``positions`` alone, in that order."""
+        return Lookup(self.segment[positions], self.row[positions], self.segments)
+
+
+def unbroken(values: np.ndarray) -> bool:
+    """Whether ``values`` (non-empty) count up by one."""
+    return int(values[-1]) - int(values[0]) + 1 == len(values) and bool((np.diff(values) == 1).all())
+
 
 class EmbeddingStore:
     """One namespace of a store folder: ``append`` rows, ``lookup`` and ``gather`` them by sha256."""
@@ -194,13 +203,23 @@ class EmbeddingStore:
         first = found.segments[int(found.segment[found.segment >= 0][0])]
         return {name: (self.part(first, name).shape[1:], self.part(first, name).dtype) for name in names}
 
-    def gather(self, found: Lookup, name: str, target: np.ndarray) -> None:
-        """Fill ``target`` (one row per looked-up sha, e.g. a memory-mapped output) from the mapped segments."""
+    def gather(self, found: Lookup, name: str, target: np.ndarray, mapped: dict | None = None) -> None:
+        """Fill ``target`` (one row per looked-up sha) from the mapped segments: one read per segment, a plain
+        slice where its rows (and their places in ``target``) run on without a gap. ``mapped`` keeps the
+        segments' maps between calls (segment index -> array), for a reader that gathers often."""
         if found.missing.any():
             raise KeyError(f"{int(found.missing.sum())} rows are not in the store")
-        for index in np.unique(found.segment):
-            mine = np.flatnonzero(found.segment == index)
-            target[mine] = self.part(found.segments[index], name)[found.row[mine]]
+        mapped = {} if mapped is None else mapped
+        order = np.argsort(found.segment, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(found.segment[order])) + 1) if len(order) else ():
+            index, rows = int(found.segment[group[0]]), found.row[group]
+            if index not in mapped:
+                mapped[index] = self.part(found.segments[index], name)
+            block = mapped[index][rows[0]:rows[-1] + 1] if unbroken(rows) else mapped[index][rows]
+            if unbroken(group):
+                target[group[0]:group[-1] + 1] = block
+            else:
+                target[group] = block
 
 
 class Appender:

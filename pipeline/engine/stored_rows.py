@@ -113,11 +113,6 @@ def renew_uses(entry: Path, outputs: list[str], user: str) -> None:
                 log.warning("the store %s did not take this run's record of the rows it reads: %s", folder, exc)
 
 
-def unbroken(values: np.ndarray) -> bool:
-    """Whether ``values`` (non-empty) count up by one."""
-    return int(values[-1]) - int(values[0]) + 1 == len(values) and bool((np.diff(values) == 1).all())
-
-
 class StoredRows:
     """A read-only (N, ...) array whose rows live in the embedding store; indexing gathers them."""
 
@@ -139,26 +134,11 @@ class StoredRows:
     def __repr__(self) -> str:
         return f"StoredRows({self.part}, shape={self.shape}, dtype={self.dtype}, store={self.store.folder})"
 
-    def _segment(self, index: int) -> np.ndarray:
-        if index not in self._parts:
-            self._parts[index] = self.store.part(self.found.segments[index], self.part)
-        return self._parts[index]
-
     def take(self, positions: np.ndarray) -> np.ndarray:
-        """The rows at ``positions`` (1-D, non-negative), in that order, as a new array: one read per segment,
-        a plain slice where its rows (and their places in the result) run on without a gap."""
-        segment, row = self.found.segment[positions], self.found.row[positions]
+        """The rows at ``positions`` (1-D, non-negative), in that order, as a new array (``EmbeddingStore.gather``,
+        the segments' maps kept between calls)."""
         out = np.empty((len(positions), *self.shape[1:]), self.dtype)
-        if not len(positions):
-            return out
-        order = np.argsort(segment, kind="stable")
-        for group in np.split(order, np.flatnonzero(np.diff(segment[order])) + 1):
-            rows, part = row[group], self._segment(int(segment[group[0]]))
-            block = part[rows[0]:rows[-1] + 1] if unbroken(rows) else part[rows]
-            if unbroken(group):
-                out[group[0]:group[-1] + 1] = block
-            else:
-                out[group] = block
+        self.store.gather(self.found.at(positions), self.part, out, self._parts)
         return out
 
     def _positions(self, index) -> np.ndarray:

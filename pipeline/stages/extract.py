@@ -266,9 +266,9 @@ STAGE = Stage(
     run=run,
     inputs=("ingest.manifest", "ingest.summary"),
     params=("backbone", "extract", "ingest", "demo"),  # ingest: max_pixels, the photos' extensions; demo: its photos
-    outputs={"rows": "rows.npy", "store_location": "store.json", "embeddings": "embeddings.rows.json", "patch_mean": "patch_mean.rows.json",
-             "pixels": "pixels.rows.json", "thumbs": "thumbs.rows.json", "patch_tokens": "patch_tokens.npy", "patch_pixels": "patch_pixels.npy",
-             "patch_images": "patch_images.json"},
+    outputs={"rows": "rows.npy", "store_location": "store.json", "embeddings": "embeddings.rows.json",
+             "patch_mean": "patch_mean.rows.json", "pixels": "pixels.rows.json", "thumbs": "thumbs.rows.json",
+             "patch_tokens": "patch_tokens.npy", "patch_pixels": "patch_pixels.npy", "patch_images": "patch_images.json"},
     essential=True,
     fingerprint=fingerprint,
 )
